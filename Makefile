@@ -1,0 +1,36 @@
+# regbench: make install | test | bench | report | perf
+PY := .venv/bin/python
+# The CIFAR-10 copy beside this checkout, when there is one; otherwise torchvision downloads it.
+REGBENCH_CIFAR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
+export REGBENCH_CIFAR
+PRESET ?= quick
+GRIDS ?= article l2 l1 dropout patience depth train_size
+
+.PHONY: install test bench report perf perf-save clean-results
+
+install:
+	python3 -m venv .venv
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+
+test:
+	$(PY) -m pytest tests
+
+# Every grid of conf/grid/ at the chosen preset; finished cells are skipped, so this also resumes.
+bench:
+	@for g in $(GRIDS); do \
+	  echo "== grid $$g (preset=$(PRESET))"; \
+	  $(PY) -m bench -m +grid=$$g preset=$(PRESET) || exit $$?; \
+	done
+
+report:
+	$(PY) -m bench.report
+
+# Training-speed regression check against the committed baseline (benchmarks/baseline.json).
+perf:
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-only \
+	  --benchmark-compare=benchmarks/baseline.json --benchmark-compare-fail=median:25%
+
+# Refresh the baseline after an intended speed change (run on the machine the baseline is for).
+perf-save:
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-json=benchmarks/baseline.json

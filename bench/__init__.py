@@ -1,0 +1,1 @@
+"""regbench: measure what deep-learning regularizers really buy."""

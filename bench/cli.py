@@ -1,0 +1,58 @@
+"""Command line: the Hydra app behind `python -m bench` (the only module that imports Hydra).
+
+    python -m bench task=mlp technique=l2 preset=smoke     one cell
+    python -m bench -m +grid=article                       a grid (Hydra multirun)
+    python -m bench -m +grid=article hydra/launcher=joblib hydra.launcher.n_jobs=2
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import Config, ConfigError, register_configs
+from bench.data import DataError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_configs()
+FINISHED = {"cells": 0}
+
+
+def set_threads(cfg: Config) -> None:
+    """Split the CPU cores evenly between parallel workers (joblib launcher) unless threads= is given."""
+    threads = cfg.threads
+    if not threads:
+        n_jobs = HydraConfig.get().launcher.get("n_jobs") or 1
+        n_jobs = os.cpu_count() if n_jobs < 0 else n_jobs
+        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    torch.set_num_threads(threads)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def app(dict_cfg: DictConfig) -> None:
+    from bench.train import run_cell
+
+    try:
+        cfg: Config = OmegaConf.to_object(dict_cfg)
+        set_threads(cfg)
+        outcome = run_cell(cfg)
+    except (ConfigError, DataError) as e:
+        print(f"regbench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    FINISHED["cells"] += 1
+    print(f"{cfg.task.name}/{cfg.technique.name}: {outcome['written']} row(s) written, "
+          f"{outcome['skipped']} already done", flush=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print(f"\nregbench: interrupted after {FINISHED['cells']} finished cell(s); "
+              "run the same command again to resume (finished cells are skipped)", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,174 @@
+"""Networks as stacks of S independent copies (one per seed) that train in a single pass.
+
+Every layer keeps a leading seed dimension: inputs are [S, batch, ...], outputs are
+[S, batch, ...], and seed s only ever touches its own slice of each parameter. With
+S = 1 these are ordinary networks. This is where dropout and batch norm are placed.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SeedLinear(nn.Module):
+    """S independent y = x @ W + b, one batched matmul (weight [S, in, out])."""
+
+    def __init__(self, n_seeds: int, fan_in: int, fan_out: int):
+        super().__init__()
+        self.fan_in = fan_in
+        bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default; init_per_seed redraws it per seed
+        self.weight = nn.Parameter(torch.empty(n_seeds, fan_in, fan_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_seeds, 1, fan_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class SeedBatchNorm(nn.Module):
+    """BatchNorm1d per seed: statistics over the batch of each seed separately. x: [S, B, F]."""
+
+    def __init__(self, n_seeds: int, features: int, momentum: float, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(n_seeds, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n_seeds, 1, features))
+        self.register_buffer("running_mean", torch.zeros(n_seeds, 1, features))
+        self.register_buffer("running_var", torch.ones(n_seeds, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+            with torch.no_grad():
+                n = x.shape[1]
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class MLP(nn.Module):
+    """The article's regression MLP: in -> [width] * depth -> 1, ReLU.
+
+    Per hidden layer: Linear -> (BatchNorm) -> ReLU -> (Dropout).
+    """
+
+    def __init__(self, n_seeds: int, in_dim: int, width: int, depth: int, out_dim: int = 1,
+                 dropout: float = 0.0, batchnorm_momentum: float | None = None):
+        super().__init__()
+        layers: list[nn.Module] = []
+        fan_in = in_dim
+        for _ in range(depth):
+            layers.append(SeedLinear(n_seeds, fan_in, width))
+            if batchnorm_momentum is not None:
+                layers.append(SeedBatchNorm(n_seeds, width, batchnorm_momentum))
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            fan_in = width
+        layers.append(SeedLinear(n_seeds, fan_in, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [S, B, in] -> [S, B, out]
+        return self.net(x)
+
+
+class DropoutNet(nn.Module):
+    """The article's CIFAR CNN with width w (w=64 is the article's net), S seeds as conv groups.
+
+    Convolutions run in channels_last layout (measured faster on CPU and GPU).
+
+    conv3x3(3->w) -> (BN) -> ReLU -> maxpool -> (Dropout2d)
+    conv3x3(w->2w) -> (BN) -> ReLU -> maxpool -> (Dropout2d)
+    FC(2w*8*8 -> 8w) -> (BN) -> ReLU -> (Dropout) -> FC(8w -> 10)
+    """
+
+    def __init__(self, n_seeds: int, width: int = 64, n_classes: int = 10, dropout: float = 0.0,
+                 dropout_conv: float = 0.0, batchnorm_momentum: float | None = None):
+        super().__init__()
+        S, w = n_seeds, width
+        self.n_seeds = S
+        bn = batchnorm_momentum is not None
+
+        def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+            layers: list[nn.Module] = [nn.Conv2d(S * c_in, S * c_out, 3, padding=1, groups=S)]
+            layers[0].fan_in = c_in * 9
+            if bn:
+                layers.append(nn.BatchNorm2d(S * c_out, momentum=batchnorm_momentum))
+            layers += [nn.ReLU(), nn.MaxPool2d(2)]
+            if dropout_conv > 0:
+                layers.append(nn.Dropout2d(dropout_conv))
+            return nn.Sequential(*layers)
+
+        self.features = nn.Sequential(conv_block(3, w), conv_block(w, 2 * w))
+        head: list[nn.Module] = [SeedLinear(S, 2 * w * 8 * 8, 8 * w)]
+        if bn:
+            head.append(SeedBatchNorm(S, 8 * w, batchnorm_momentum))
+        head.append(nn.ReLU())
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(SeedLinear(S, 8 * w, n_classes))
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [S, B, 3, H, W] -> [S, B, classes]
+        S, B = x.shape[:2]
+        x = x.transpose(0, 1).reshape(B, S * 3, *x.shape[3:]).contiguous(memory_format=torch.channels_last)
+        h = self.features(x)
+        h = h.reshape(B, S, -1).transpose(0, 1)
+        return self.head(h)
+
+
+def init_per_seed(model: nn.Module, generators: list[torch.Generator]) -> None:
+    """PyTorch's default init (U(+-1/sqrt(fan_in)) for weights and biases), seed s drawing from generators[s].
+
+    Each seed draws only from its own generator, so its weights do not depend on how many
+    other seeds share the stack.
+    """
+    S = len(generators)
+    with torch.no_grad():
+        for module in model.modules():
+            if not hasattr(module, "fan_in"):
+                continue
+            bound = 1.0 / math.sqrt(module.fan_in)
+            for s, gen in enumerate(generators):
+                for param in (module.weight, module.bias):
+                    rows = param.shape[0] // S
+                    chunk = param[s * rows : (s + 1) * rows]  # seed s's block of rows
+                    chunk.copy_(torch.rand(chunk.shape, generator=gen) * 2 * bound - bound)
+
+
+def build_model(task_name: str, n_seeds: int, *, in_dim: int = 10, width: int = 100, depth: int = 2,
+                dropout: float = 0.0, dropout_conv: float = 0.0,
+                batchnorm_momentum: float | None = None) -> nn.Module:
+    if task_name == "mlp":
+        return MLP(n_seeds, in_dim, width, depth, dropout=dropout, batchnorm_momentum=batchnorm_momentum)
+    net = DropoutNet(n_seeds, width, dropout=dropout, dropout_conv=dropout_conv, batchnorm_momentum=batchnorm_momentum)
+    return net.to(memory_format=torch.channels_last)
+
+
+def seed_of_row(t: torch.Tensor, n_seeds: int) -> torch.Tensor:
+    """Which seed owns each row (index along dim 0) of a stacked tensor: every layer stores its
+    seeds as consecutive blocks of rows ([S, ...], [S*C, ...]), whatever the memory format."""
+    return torch.arange(t.shape[0], device=t.device) // (t.shape[0] // n_seeds)
+
+
+def per_row(values: torch.Tensor, t: torch.Tensor, n_seeds: int) -> torch.Tensor:
+    """Per-seed values [S] laid out to broadcast against the rows of t."""
+    return values[seed_of_row(t, n_seeds)].view(-1, *[1] * (t.dim() - 1))
+
+
+def weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weight matrices and conv kernels (what L1 penalizes and weight statistics describe);
+    biases and norm scales are excluded. Weight layers are the ones that carry a fan_in."""
+    return [m.weight for m in model.modules() if hasattr(m, "fan_in")]
+
+
+def loss_per_seed(task_name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss of each seed: MSE for regression, cross-entropy for classification. Returns [S]."""
+    if task_name == "mlp":
+        return (out.squeeze(-1) - y).pow(2).mean(dim=1)
+    S, B, C = out.shape
+    return F.cross_entropy(out.reshape(S * B, C), y.reshape(S * B), reduction="none").view(S, B).mean(dim=1)

@@ -1,0 +1,121 @@
+"""Result rows: one JSON file per (cell, seed), written atomically, keyed by a hash of the resolved config.
+
+A row carries the schema version, the full resolved config, the seed, the metrics and the
+environment. Rows are never rewritten; the report reads nothing else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import warnings
+from pathlib import Path
+
+import torch
+
+SCHEMA_VERSION = 1
+
+
+class SchemaError(RuntimeError):
+    """A row written by a newer regbench than this one."""
+
+
+def cell_config(cfg, device: torch.device) -> dict:
+    """What defines a cell (everything but the seed): task, technique, preset name and device kind."""
+    return {
+        "task": dataclasses.asdict(cfg.task),
+        "technique": dataclasses.asdict(cfg.technique),
+        "preset": cfg.preset.name,
+        "device_type": device.type,
+    }
+
+
+def row_key(cell: dict, seed: int) -> str:
+    blob = json.dumps({"cell": cell, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def row_path(results_dir: str | Path, cell: dict, seed: int) -> Path:
+    return Path(results_dir) / cell["task"]["name"] / cell["technique"]["name"] / f"{row_key(cell, seed)}.json"
+
+
+@functools.cache
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: torch.device) -> dict:
+    cuda = device.type == "cuda"
+    return {
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({platform.processor() or platform.machine()})",
+        "cuda": torch.version.cuda if cuda else None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+    }
+
+
+def _finite(obj):
+    """NaN/inf -> None, so files are strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_row(path: Path, row: dict) -> None:
+    """Atomic: write a temp file in the same folder, fsync, then rename over the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(_finite(row), f, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def make_row(cell: dict, seed: int, metrics: dict, env: dict, mode: str) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "key": row_key(cell, seed), "config": cell,
+            "task": cell["task"]["name"], "technique": cell["technique"]["name"], "preset": cell["preset"],
+            "training_mode": mode, "env": env, **metrics}
+
+
+def load_rows(results_dir: str | Path) -> list[dict]:
+    """Every valid row under results_dir. Broken, foreign or older-schema files are skipped with a warning
+    naming them; a newer-schema row raises SchemaError."""
+    rows = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            row = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            warnings.warn(f"skipping {path}: not valid JSON ({e})", stacklevel=2)
+            continue
+        version = row.get("schema_version") if isinstance(row, dict) else None
+        if not isinstance(version, int):
+            warnings.warn(f"skipping {path}: not a regbench row (no schema_version)", stacklevel=2)
+            continue
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"{path} has schema version {version}, newer than this regbench's "
+                              f"{SCHEMA_VERSION}: update regbench to read it")
+        if version < SCHEMA_VERSION:
+            warnings.warn(f"skipping {path}: old schema version {version} (current {SCHEMA_VERSION})", stacklevel=2)
+            continue
+        rows.append(row)
+    return rows

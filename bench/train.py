@@ -1,0 +1,294 @@
+"""The trainer: trains S seeds of one cell as one stacked ensemble and measures them.
+
+Each seed keeps its own init, data order, dropout masks, learning rate, early-stopping
+state and divergence status; `vectorize=off` trains the seeds one by one (S = 1), the
+reference path. No Hydra here: the inputs are the plain dataclasses of bench.config.
+"""
+from __future__ import annotations
+
+import math
+import resource
+import time
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.config import Config, ConfigError, TaskConfig, TechniqueConfig
+from bench.data import TaskData, normalize_images
+from bench.models import build_model, init_per_seed, loss_per_seed, per_row, weights
+from bench.regularizers import EpochState, Regularizer, build_regularizers
+
+EVAL_BATCH = 1000
+TRAIN_EVAL_MAX = 2000  # per-epoch train loss is measured (eval mode) on at most this many training samples
+DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU. Asking for CUDA where there is none is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' requested but CUDA is not available here; use device=auto or cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
+
+
+def use_vectorized(cfg: Config, device: torch.device) -> bool:
+    """auto: stack seeds for the MLP everywhere; for the CNN only on CUDA (grouped convs do not pay on CPU)."""
+    if cfg.vectorize != "auto":
+        return cfg.vectorize == "on"
+    return cfg.task.name == "mlp" or device.type == "cuda"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class SeedAdam:
+    """Adam (coupled L2) or AdamW (decoupled) over stacked parameters, with one learning rate per seed.
+
+    Identical per seed to torch.optim.Adam / AdamW (tests/test_train.py checks it); the
+    per-seed rate lets LR schedules and early stopping act on each seed separately.
+    Moments use foreach kernels: a handful of kernel launches per step, whatever the depth.
+    """
+
+    def __init__(self, params, n_seeds: int, weight_decay: float = 0.0, decoupled: bool = False,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = list(params)
+        self.n_seeds, self.weight_decay, self.decoupled = n_seeds, weight_decay, decoupled
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor) -> None:
+        S, (b1, b2) = self.n_seeds, self.betas
+        self.t += 1
+        grads = [p.grad for p in self.params]
+        if self.weight_decay and not self.decoupled:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_add_(denom, self.eps)
+        step_size = lr / (1 - b1**self.t)
+        decay = 1 - lr * self.weight_decay if self.decoupled and self.weight_decay else None
+        for p, m, d in zip(self.params, self.m, denom):
+            if decay is not None:
+                p.mul_(per_row(decay, p, S))
+            p.sub_(m * per_row(step_size, p, S) / d)
+
+
+def model_inputs(x: torch.Tensor, task_name: str, transforms: list[Regularizer] = ()) -> torch.Tensor:
+    """Raw stored samples [S, B, ...] -> network input: training transforms, then image normalization."""
+    if task_name == "cifar":
+        x = x.float().div_(255)
+    for reg in transforms:
+        x = reg.transform(x.flatten(0, 1)).view_as(x)
+    return normalize_images(x) if task_name == "cifar" else x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, task_name: str, n_seeds: int,
+             amp=nullcontext) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Eval-mode mean loss (no penalty) and accuracy of every seed on the same samples. Returns [S], [S]|None."""
+    model.eval()
+    loss_sum = torch.zeros(n_seeds, device=x_all.device)
+    correct = torch.zeros(n_seeds, device=x_all.device)
+    for i in range(0, len(y_all), EVAL_BATCH):
+        x, y = x_all[i : i + EVAL_BATCH], y_all[i : i + EVAL_BATCH]
+        x = model_inputs(x.unsqueeze(0).expand(n_seeds, *x.shape), task_name)
+        with amp():
+            out = model(x).float()
+        ys = y.unsqueeze(0).expand(n_seeds, *y.shape)
+        loss_sum += loss_per_seed(task_name, out, ys) * len(y)
+        if task_name == "cifar":
+            correct += (out.argmax(-1) == ys).float().sum(1)
+    n = len(y_all)
+    return loss_sum / n, (correct / n if task_name == "cifar" else None)
+
+
+def weight_stats(model: nn.Module, n_seeds: int) -> dict[str, torch.Tensor]:
+    """Per seed: L2 norm of all weights, fraction of weights exactly 0 and with |w| < 1e-3."""
+    w = torch.cat([w.detach().reshape(n_seeds, -1) for w in weights(model)], dim=1)
+    return {
+        "weight_l2_norm": w.norm(dim=1),
+        "frac_weights_zero": (w == 0).float().mean(1),
+        "frac_weights_below_1e-3": (w.abs() < 1e-3).float().mean(1),
+    }
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+def _seed_list(values: torch.Tensor) -> list:
+    return [float(v) for v in values.cpu()]
+
+
+def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], data: TaskData,
+                device: torch.device, progress: bool = False) -> list[dict]:
+    """Train one cell for all `seeds` at once; return one metrics dict per seed."""
+    S = len(seeds)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(hash(tuple(seeds)) % 2**31)  # dropout masks and augmentation draws
+    regs = build_regularizers(technique, task.name, S)
+    model_kwargs = {k: v for r in regs for k, v in r.model_kwargs().items()}
+    opt_kwargs = {k: v for r in regs for k, v in r.optimizer_kwargs().items()}
+    model = build_model(task.name, S, in_dim=task.in_dim, width=task.width, depth=task.depth, **model_kwargs)
+    init_per_seed(model, gens)
+    model.to(device)
+    cuda_cnn = device.type == "cuda" and task.name == "cifar"
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda_cnn else nullcontext
+    opt = SeedAdam(model.parameters(), S, **opt_kwargs)
+    penalties = [r for r in regs if type(r).penalty is not Regularizer.penalty]
+    transforms = [r for r in regs if type(r).transform is not Regularizer.transform]
+
+    train, n = data.train, len(data.train.y)
+    state = EpochState(model, 0, torch.zeros(S, device=device), torch.full((S,), task.lr, device=device),
+                       torch.ones(S, dtype=torch.bool, device=device), torch.full((S,), -1, device=device))
+    diverged_epoch = torch.full((S,), -1, device=device)
+    initial_val, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
+    history: list[dict] = []
+    train_seconds = eval_seconds = 0.0
+    sync(device)
+    t_start = time.perf_counter()
+    bar = tqdm(range(1, task.epochs + 1), desc=f"{task.name}/{technique.name} x{S}", leave=False, disable=not progress)
+    for epoch in bar:
+        lr_now = state.lr * state.active
+        model.train()
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        running = torch.zeros(S, device=device)
+        for i in range(0, n, task.batch_size):
+            idx = perms[:, i : i + task.batch_size]
+            x = model_inputs(train.x[idx], task.name, transforms)
+            with amp():
+                out = model(x).float()
+            losses = loss_per_seed(task.name, out, train.y[idx])
+            objective = losses.sum()
+            for reg in penalties:
+                objective = objective + reg.penalty(model).sum()
+            opt.zero_grad()
+            objective.backward()
+            opt.step(lr_now)
+            running += losses.detach() * idx.shape[1]
+        sync(device)
+        t1 = time.perf_counter()
+        m = min(n, TRAIN_EVAL_MAX)
+        train_loss, _ = evaluate(model, train.x[:m], train.y[:m], task.name, S, amp)
+        val_loss, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
+        test_loss, _ = evaluate(model, data.test.x, data.test.y, task.name, S, amp)
+        sync(device)
+        train_seconds += t1 - t0
+        eval_seconds += time.perf_counter() - t1
+
+        state.epoch, state.val_loss = epoch, val_loss
+        finite = torch.isfinite(running) & torch.isfinite(val_loss)
+        blew_up = state.active & ~(finite & (val_loss < DIVERGENCE_FACTOR * initial_val))
+        diverged_epoch[blew_up] = epoch
+        state.active &= ~blew_up
+        history.append({"epoch": epoch, "train_loss_running": _seed_list(running / n),
+                        "train_loss": _seed_list(train_loss), "val_loss": _seed_list(val_loss),
+                        "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now)})
+        for reg in regs:
+            reg.end_epoch(state)
+        bar.set_postfix(val=f"{val_loss.nanmean().item():.4g}")
+        if not state.active.any():
+            break
+    for reg in regs:
+        reg.finish(state)
+    sync(device)
+    total_seconds = time.perf_counter() - t_start
+    epochs_run = len(history)
+
+    finals = {}
+    for split_name in ("train", "val", "test"):
+        split = getattr(data, split_name)
+        loss, acc = evaluate(model, split.x, split.y, task.name, S, amp)
+        finals[f"{split_name}_loss"] = loss
+        if acc is not None:
+            finals[f"{split_name}_acc"] = acc
+    stats = weight_stats(model, S)
+    mem, mem_kind = peak_memory_mb(device)
+    n_params = sum(p.numel() for p in model.parameters()) // S
+
+    rows = []
+    for s, seed in enumerate(seeds):
+        per_epoch = [{k: (v[s] if isinstance(v, list) else v) for k, v in h.items()} for h in history]
+        val_curve = [h["val_loss"] for h in per_epoch]
+        best = min(range(epochs_run), key=lambda e: val_curve[e] if math.isfinite(val_curve[e]) else math.inf)
+        final = {k: float(v[s]) for k, v in finals.items()}
+        final["gap"] = final["test_loss"] - final["train_loss"]
+        at_best = {k: per_epoch[best][k] for k in ("train_loss", "val_loss", "test_loss")}
+        at_best["gap"] = at_best["test_loss"] - at_best["train_loss"]
+        seed_epochs = int(state.stop_epoch[s]) if state.stop_epoch[s] > 0 else epochs_run
+        if diverged_epoch[s] > 0:
+            seed_epochs = int(diverged_epoch[s])
+        rows.append({
+            "seed": seed,
+            "status": "diverged" if diverged_epoch[s] > 0 else "ok",
+            "diverged_epoch": int(diverged_epoch[s]) if diverged_epoch[s] > 0 else None,
+            "final": final,
+            "best_epoch": per_epoch[best]["epoch"],
+            "at_best_epoch": at_best,
+            "epochs_run": seed_epochs,
+            "stopped_early": bool(state.stop_epoch[s] > 0),
+            "history": per_epoch,
+            "n_seeds_stacked": S,
+            "train_seconds_per_epoch": train_seconds / epochs_run / S,
+            "eval_seconds_per_epoch": eval_seconds / epochs_run / S,
+            "wall_seconds": total_seconds / S * seed_epochs / epochs_run,
+            "samples_per_s": n * epochs_run * S / train_seconds,
+            "peak_memory_mb": mem,
+            "peak_memory_kind": mem_kind,
+            "n_params": n_params,
+            **{k: float(v[s]) for k, v in stats.items()},
+            "noise_floor": data.noise_floor,
+            "data_source": data.source,
+        })
+    return rows
+
+
+def run_cell(cfg: Config) -> dict:
+    """Train the seeds of one cell that have no row yet and write one row per seed.
+
+    Returns {"written": n, "skipped": n}. A seed whose training raises is recorded with
+    status=failed, so one broken cell never stops a grid.
+    """
+    from bench.data import load_task_data
+    from bench.results import cell_config, environment, make_row, row_path, write_row
+
+    device = pick_device(cfg.device)
+    cell = cell_config(cfg, device)
+    todo = [s for s in cfg.preset.seed_list() if not row_path(cfg.results_dir, cell, s).exists()]
+    skipped = cfg.preset.seeds - len(todo)
+    if not todo:
+        return {"written": 0, "skipped": skipped}
+    data = load_task_data(cfg.task, device)
+    vectorized = use_vectorized(cfg, device)
+    groups = [todo] if vectorized else [[s] for s in todo]
+    env = environment(device)
+    for seeds in groups:
+        try:
+            metrics = train_seeds(cfg.task, cfg.technique, seeds, data, device, cfg.progress)
+        except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
+            metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
+        for m in metrics:
+            row = make_row(cell, m["seed"], m, env, "vectorized" if vectorized else "sequential")
+            write_row(row_path(cfg.results_dir, cell, m["seed"]), row)
+    return {"written": len(todo), "skipped": skipped}

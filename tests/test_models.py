@@ -1,0 +1,82 @@
+"""Stacked-seed networks: shapes, per-seed independence, dropout/BN placement."""
+import torch
+from torch import nn
+
+from bench.models import DropoutNet, MLP, SeedBatchNorm, build_model, init_per_seed, weights
+
+
+def gens(*seeds):
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def test_mlp_shapes_and_article_layout():
+    model = build_model("mlp", 3, in_dim=10, width=100, depth=2)
+    assert model(torch.randn(3, 7, 10)).shape == (3, 7, 1)
+    assert sum(p.numel() for p in model.parameters()) == 3 * (10 * 100 + 100 + 100 * 100 + 100 + 100 + 1)
+
+
+def test_cnn_shapes_and_article_layout():
+    model = DropoutNet(2, width=64)
+    assert model(torch.randn(2, 4, 3, 32, 32)).shape == (2, 4, 10)
+    per_seed = sum(p.numel() for p in model.parameters()) // 2
+    assert per_seed == (3 * 9 * 64 + 64) + (64 * 9 * 128 + 128) + (8192 * 512 + 512) + (512 * 10 + 10)
+
+
+def test_init_of_a_seed_does_not_depend_on_the_stack():
+    alone, stacked = MLP(1, 10, 20, 2), MLP(3, 10, 20, 2)
+    init_per_seed(alone, gens(7))
+    init_per_seed(stacked, gens(5, 7, 9))
+    for a, b in zip(alone.parameters(), stacked.parameters()):
+        torch.testing.assert_close(a[0], b[1], rtol=0, atol=0)
+    cnn_alone, cnn_stacked = DropoutNet(1, 4), DropoutNet(2, 4)
+    init_per_seed(cnn_alone, gens(3))
+    init_per_seed(cnn_stacked, gens(1, 3))
+    for a, b in zip(cnn_alone.parameters(), cnn_stacked.parameters()):
+        torch.testing.assert_close(a.view(1, -1)[0], b.view(2, -1)[1], rtol=0, atol=0)
+
+
+def test_stacked_seeds_compute_what_each_network_computes_alone():
+    torch.manual_seed(0)
+    stacked = DropoutNet(2, 4)
+    init_per_seed(stacked, gens(1, 2))
+    single = DropoutNet(1, 4)
+    x = torch.randn(5, 3, 32, 32)
+    out = stacked(torch.stack([x, x]))
+    for s in range(2):
+        single.load_state_dict({k: v.view(2, -1)[s].view_as(single.state_dict()[k]) for k, v in stacked.state_dict().items()})
+        torch.testing.assert_close(single(x[None])[0], out[s], rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_and_batchnorm_are_placed_only_when_asked():
+    plain = build_model("mlp", 1)
+    assert not any(isinstance(m, (nn.Dropout, SeedBatchNorm)) for m in plain.modules())
+    both = build_model("mlp", 1, dropout=0.5, batchnorm_momentum=0.1)
+    kinds = [type(m).__name__ for m in both.net]
+    assert kinds[:4] == ["SeedLinear", "SeedBatchNorm", "ReLU", "Dropout"]  # BN before the activation
+    cnn = build_model("cifar", 1, width=4, dropout=0.5, dropout_conv=0.2, batchnorm_momentum=0.1)
+    assert sum(isinstance(m, nn.Dropout2d) for m in cnn.modules()) == 2
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 2
+
+
+def test_dropout_is_off_in_eval_mode():
+    model = build_model("mlp", 2, dropout=0.5)
+    x = torch.randn(2, 64, 10)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_seed_batchnorm_normalizes_each_seed_separately():
+    bn = SeedBatchNorm(2, 3, momentum=1.0)
+    x = torch.randn(2, 50, 3) * torch.tensor([1.0, 10.0]).view(2, 1, 1) + torch.tensor([0.0, 5.0]).view(2, 1, 1)
+    y = bn(x)
+    torch.testing.assert_close(y.mean(1), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bn.running_mean.squeeze(1), x.mean(1))
+
+
+def test_weights_are_the_matrices_and_kernels_only():
+    model = build_model("cifar", 1, width=4, batchnorm_momentum=0.1)
+    ids = {id(w) for w in weights(model)}
+    names = [n for n, p in model.named_parameters() if id(p) in ids]
+    assert names == ["features.0.0.weight", "features.1.0.weight", "head.0.weight", "head.3.weight"]

@@ -1,0 +1,121 @@
+"""Each regularizer really changes training, at its hook point."""
+import math
+
+import pytest
+import torch
+
+from bench.config import AugmentConfig, EarlyStoppingConfig, L1Config, LRPlateauConfig
+from bench.data import load_task_data
+from bench.models import MLP, weights
+from bench.regularizers import EarlyStopping, EpochState, L1, LRPlateau, augment_images
+from bench.train import evaluate, model_inputs, train_seeds
+from tests.conftest import make_config
+
+CPU = torch.device("cpu")
+
+
+def final_rows(*overrides, seeds=(0,)):
+    cfg = make_config("task.epochs=60", *overrides)
+    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU), CPU)
+
+
+def test_l2_and_l1_shrink_weights_compared_with_no_regularization():
+    base = final_rows("technique=none")[0]
+    l2 = final_rows("technique=l2", "technique.l2.weight_decay=0.1")[0]
+    adamw = final_rows("technique=adamw", "technique.l2.weight_decay=1.0")[0]
+    l1 = final_rows("technique=l1", "technique.l1.strength=1e-3")[0]
+    for reg in (l2, adamw, l1):
+        assert reg["weight_l2_norm"] < 0.9 * base["weight_l2_norm"]
+    assert l1["frac_weights_below_1e-3"] > 5 * base["frac_weights_below_1e-3"]
+
+
+def test_l1_penalty_is_strength_times_abs_sum_of_weights_not_biases():
+    model = MLP(2, 10, 20, 2)
+    expected = torch.stack([sum(w[s].abs().sum() for w in weights(model)) for s in range(2)])
+    with torch.no_grad():
+        for m in model.net:
+            if hasattr(m, "bias"):
+                m.bias.fill_(100.0)  # biases must not count
+    torch.testing.assert_close(L1(L1Config(0.01), n_seeds=2).penalty(model), 0.01 * expected)
+
+
+def test_dropout_and_batchnorm_change_the_trained_model():
+    base = final_rows("technique=none", "task.epochs=10")[0]["final"]["test_loss"]
+    for technique in ("dropout", "batchnorm", "augment"):
+        assert final_rows(f"technique={technique}", "task.epochs=10")[0]["final"]["test_loss"] != base
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch_exactly():
+    rows = final_rows("technique=early_stopping", "technique.early_stopping.patience=5",
+                      "technique.early_stopping.min_delta=0", "task.epochs=300", seeds=(0, 1))
+    for row in rows:
+        assert row["stopped_early"] and row["epochs_run"] < 300
+        best_val = min(h["val_loss"] for h in row["history"])
+        assert row["final"]["val_loss"] == best_val  # the restored weights are exactly the best epoch's
+        assert row["epochs_run"] == row["best_epoch"] + 5
+
+
+def test_early_stopping_snapshot_is_a_deep_copy():
+    model = MLP(1, 10, 20, 2)
+    es = EarlyStopping(EarlyStoppingConfig(patience=3), n_seeds=1)
+    state = EpochState(model, 1, torch.tensor([1.0]), torch.tensor([1e-3]), torch.tensor([True]), torch.tensor([-1]))
+    es.end_epoch(state)
+    saved = model.net[0].weight.detach().clone()
+    with torch.no_grad():
+        model.net[0].weight.add_(1.0)  # training goes on; the snapshot must not follow
+    state.epoch, state.val_loss = 2, torch.tensor([2.0])  # worse: no new snapshot
+    es.end_epoch(state)
+    es.finish(state)
+    torch.testing.assert_close(model.net[0].weight, saved, rtol=0, atol=0)
+
+
+def test_lr_plateau_follows_torch_reduce_lr_on_plateau_per_seed():
+    vals = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=5, factor=0.5)
+    ours = LRPlateau(LRPlateauConfig(patience=5, factor=0.5), n_seeds=2)
+    state = EpochState(None, 0, torch.zeros(2), torch.ones(2), torch.ones(2, dtype=torch.bool), torch.full((2,), -1))
+    for epoch, v in enumerate(vals, 1):
+        ref.step(v)
+        state.epoch, state.val_loss = epoch, torch.tensor([v, 0.5 ** epoch])  # seed 1 always improves
+        ours.end_epoch(state)
+        assert state.lr[0].item() == pytest.approx(opt.param_groups[0]["lr"])
+        assert state.lr[1].item() == 1.0
+    assert opt.param_groups[0]["lr"] < 1.0
+
+
+def test_augment_images_keeps_shape_and_range_and_differs_per_sample():
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 32, 32)
+    batch = img.expand(64, 3, 32, 32).contiguous()
+    out = augment_images(batch, AugmentConfig())
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert out.min() >= 0 and out.max() <= 1
+    flat = out.flatten(1)
+    assert torch.cdist(flat, flat).fill_diagonal_(math.inf).min() > 0  # no two samples got the same draw
+
+
+def test_augment_translation_only_moves_pixels():
+    torch.manual_seed(1)
+    x = torch.rand(8, 3, 32, 32)
+    out = augment_images(x, AugmentConfig(crop_pad=4, flip=False, rotate_deg=0.0, jitter=0.0))
+    for i in range(8):  # every output equals its input shifted by whole pixels (zeros enter at the border)
+        shifts = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                  if torch.allclose(out[i, :, 4:-4, 4:-4], x[i, :, 4 + dy:28 + dy, 4 + dx:28 + dx], atol=1e-5)]
+        assert len(shifts) == 1
+
+
+def test_augmentation_is_training_only():
+    cfg = make_config("technique=augment")
+    data = load_task_data(cfg.task, CPU)
+    model = MLP(1, 10, 100, 2)
+    a = evaluate(model, data.val.x, data.val.y, "mlp", 1)[0]
+    b = evaluate(model, data.val.x, data.val.y, "mlp", 1)[0]
+    assert torch.equal(a, b)
+    from bench.regularizers import build_regularizers
+
+    aug = build_regularizers(cfg.technique, "mlp", 1)
+    x = data.train.x[None]
+    noisy = model_inputs(x, "mlp", aug)
+    assert noisy.shape == x.shape and not torch.equal(noisy, x)
+    assert (noisy - x).std().item() == pytest.approx(cfg.technique.augment.input_noise, rel=0.1)

@@ -1,0 +1,120 @@
+"""The trainer: optimizer equivalence, vectorized == sequential, determinism, divergence, rows and resume."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from bench.config import ConfigError
+from bench.data import load_task_data
+from bench.models import MLP
+from bench.results import load_rows
+from bench.train import SeedAdam, pick_device, run_cell, train_seeds
+from tests.conftest import make_config
+
+CPU = torch.device("cpu")
+
+
+def run(*overrides, seeds=(0,)):
+    cfg = make_config(*overrides)
+    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU), CPU)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_seed_adam_matches_torch_adam_on_the_article_loop(decoupled):
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(10, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 1))
+    ours = MLP(1, 10, 100, 2)
+    with torch.no_grad():
+        for mine, theirs in zip([m for m in ours.net if hasattr(m, "fan_in")], [m for m in ref if isinstance(m, nn.Linear)]):
+            mine.weight[0].copy_(theirs.weight.T)
+            mine.bias[0, 0].copy_(theirs.bias)
+    torch_opt = (torch.optim.AdamW if decoupled else torch.optim.Adam)(ref.parameters(), lr=1e-3, weight_decay=1e-2)
+    opt = SeedAdam(ours.parameters(), 1, weight_decay=1e-2, decoupled=decoupled)
+    x, y = torch.randn(100, 10), torch.randn(100, 1)
+    for _ in range(50):
+        torch_opt.zero_grad()
+        nn.functional.mse_loss(ref(x), y).backward()
+        torch_opt.step()
+        opt.zero_grad()
+        nn.functional.mse_loss(ours(x[None])[0], y).backward()
+        opt.step(torch.tensor([1e-3]))
+    torch.testing.assert_close(ours.net[4].weight[0], ref[4].weight.T, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ours(x[None])[0], ref(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def float64():
+    """The same math in float64, so per-seed results must agree to rounding (float32 BN amplifies it)."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("technique", ["none", "l2_es", "l1", "batchnorm", "lr_plateau", "adamw"])
+def test_vectorized_seeds_match_sequential_training(technique, float64):
+    overrides = [f"technique={technique}", "task.epochs=25"]
+    if "es" in technique:
+        overrides.append("technique.early_stopping.patience=3")  # make seeds stop at different epochs
+    together = run(*overrides, seeds=(0, 1, 2))
+    for s in range(3):
+        alone = run(*overrides, seeds=(s,))[0]
+        assert together[s]["epochs_run"] == alone["epochs_run"]
+        assert together[s]["best_epoch"] == alone["best_epoch"]
+        for key in ("train_loss", "val_loss", "test_loss"):
+            assert together[s]["final"][key] == pytest.approx(alone["final"][key], rel=1e-9)
+    if "es" in technique:
+        assert len({r["epochs_run"] for r in together}) > 1, "seeds should stop at different epochs"
+
+
+def test_same_seed_gives_identical_metrics_even_with_dropout_and_augmentation():
+    a = run("technique=all", "task.epochs=5", seeds=(3, 4))
+    b = run("technique=all", "task.epochs=5", seeds=(3, 4))
+    for ra, rb in zip(a, b):
+        assert ra["final"] == rb["final"] and ra["history"] == rb["history"]
+    c = run("technique=all", "task.epochs=5", seeds=(5, 4))
+    assert c[0]["final"] != a[0]["final"]
+
+
+def test_a_diverging_seed_is_recorded_and_the_others_go_on():
+    rows = run("technique=none", "task.lr=1000", "task.epochs=3", seeds=(0,))
+    assert rows[0]["status"] == "diverged" and rows[0]["diverged_epoch"] == 1
+
+
+def test_row_has_every_promised_field(tmp_path):
+    cfg = make_config("technique=l2_es", f"results_dir={tmp_path}", "preset.seeds=2")
+    assert run_cell(cfg) == {"written": 2, "skipped": 0}
+    rows = load_rows(tmp_path)
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    row = rows[0]
+    assert row["schema_version"] == 1 and row["status"] == "ok"
+    assert row["config"]["technique"]["early_stopping"]["patience"] == 15
+    for key in ("train_loss", "val_loss", "test_loss", "gap"):
+        assert key in row["final"] and key in row["at_best_epoch"]
+    assert row["final"]["gap"] == pytest.approx(row["final"]["test_loss"] - row["final"]["train_loss"])
+    for key in ("epochs_run", "best_epoch", "history", "train_seconds_per_epoch", "wall_seconds", "samples_per_s",
+                "peak_memory_mb", "n_params", "weight_l2_norm", "frac_weights_below_1e-3", "frac_weights_zero",
+                "noise_floor"):
+        assert key in row, key
+    assert set(row["history"][0]) == {"epoch", "train_loss_running", "train_loss", "val_loss", "test_loss", "lr"}
+    assert set(row["env"]) >= {"torch", "device", "cuda", "cpu_count", "git_commit"}
+
+
+def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
+    cfg = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=2")
+    run_cell(cfg)
+    files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.json")}
+    assert run_cell(cfg) == {"written": 0, "skipped": 2}
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.json")} == files
+    more = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=3")
+    assert run_cell(more) == {"written": 1, "skipped": 2}
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert all(json.loads(p.read_text())["seed"] in (0, 1, 2) for p in tmp_path.rglob("*.json"))
+
+
+def test_device_choice():
+    assert pick_device("cpu") == CPU
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            pick_device("cuda")
