@@ -168,6 +168,7 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     technique: TechniqueConfig = field(default_factory=TechniqueConfig)
     preset: PresetConfig = field(default_factory=PresetConfig)
+    grid: str = "adhoc"  # which grid a cell belongs to (set by conf/grid/*.yaml); the report compares within a grid
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     vectorize: str = "auto"  # train all seeds of a cell as one stacked ensemble: auto | on | off
     threads: int = 0  # torch CPU threads; 0 = all cores split evenly among parallel workers

@@ -26,11 +26,12 @@ class SchemaError(RuntimeError):
 
 
 def cell_config(cfg, device: torch.device) -> dict:
-    """What defines a cell (everything but the seed): task, technique, preset name and device kind."""
+    """What defines a cell (everything but the seed): task, technique, preset, grid and device kind."""
     return {
         "task": dataclasses.asdict(cfg.task),
         "technique": dataclasses.asdict(cfg.technique),
         "preset": cfg.preset.name,
+        "grid": cfg.grid,
         "device_type": device.type,
     }
 
@@ -94,7 +95,7 @@ def write_row(path: Path, row: dict) -> None:
 def make_row(cell: dict, seed: int, metrics: dict, env: dict, mode: str) -> dict:
     return {"schema_version": SCHEMA_VERSION, "key": row_key(cell, seed), "config": cell,
             "task": cell["task"]["name"], "technique": cell["technique"]["name"], "preset": cell["preset"],
-            "training_mode": mode, "env": env, **metrics}
+            "grid": cell["grid"], "training_mode": mode, "env": env, **metrics}
 
 
 def load_rows(results_dir: str | Path) -> list[dict]:

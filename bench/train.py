@@ -164,7 +164,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     diverged_epoch = torch.full((S,), -1, device=device)
     initial_val, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
     history: list[dict] = []
-    train_seconds = eval_seconds = 0.0
+    train_seconds = eval_seconds = hook_seconds = 0.0
     sync(device)
     t_start = time.perf_counter()
     bar = tqdm(range(1, task.epochs + 1), desc=f"{task.name}/{technique.name} x{S}", leave=False, disable=not progress)
@@ -205,8 +205,11 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         history.append({"epoch": epoch, "train_loss_running": _seed_list(running / n),
                         "train_loss": _seed_list(train_loss), "val_loss": _seed_list(val_loss),
                         "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now)})
+        t2 = time.perf_counter()
         for reg in regs:
             reg.end_epoch(state)
+        sync(device)
+        hook_seconds += time.perf_counter() - t2
         bar.set_postfix(val=f"{val_loss.nanmean().item():.4g}")
         if not state.active.any():
             break
@@ -251,7 +254,9 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
             "history": per_epoch,
             "n_seeds_stacked": S,
             "train_seconds_per_epoch": train_seconds / epochs_run / S,
-            "eval_seconds_per_epoch": eval_seconds / epochs_run / S,
+            "eval_seconds_per_epoch": eval_seconds / epochs_run / S,  # measurement passes, same for every technique
+            "hook_seconds_per_epoch": hook_seconds / epochs_run / S,  # epoch-end regularizer work (snapshots, ...)
+            "initial_val_loss": float(initial_val[s]),
             "wall_seconds": total_seconds / S * seed_epochs / epochs_run,
             "samples_per_s": n * epochs_run * S / train_seconds,
             "peak_memory_mb": mem,
