@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import resource
+import statistics
 import time
 from contextlib import nullcontext
 
@@ -164,7 +165,8 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     diverged_epoch = torch.full((S,), -1, device=device)
     initial_val, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
     history: list[dict] = []
-    train_seconds = eval_seconds = hook_seconds = 0.0
+    epoch_seconds: list[float] = []  # training steps only, per epoch
+    eval_seconds = hook_seconds = 0.0
     sync(device)
     t_start = time.perf_counter()
     bar = tqdm(range(1, task.epochs + 1), desc=f"{task.name}/{technique.name} x{S}", leave=False, disable=not progress)
@@ -194,7 +196,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         val_loss, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
         test_loss, _ = evaluate(model, data.test.x, data.test.y, task.name, S, amp)
         sync(device)
-        train_seconds += t1 - t0
+        epoch_seconds.append(t1 - t0)
         eval_seconds += time.perf_counter() - t1
 
         state.epoch, state.val_loss = epoch, val_loss
@@ -204,7 +206,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         state.active &= ~blew_up
         history.append({"epoch": epoch, "train_loss_running": _seed_list(running / n),
                         "train_loss": _seed_list(train_loss), "val_loss": _seed_list(val_loss),
-                        "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now)})
+                        "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now), "train_s": t1 - t0})
         t2 = time.perf_counter()
         for reg in regs:
             reg.end_epoch(state)
@@ -218,6 +220,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     sync(device)
     total_seconds = time.perf_counter() - t_start
     epochs_run = len(history)
+    step_seconds = statistics.median(epoch_seconds)  # robust to the first epoch's warm-up and to hiccups
 
     finals = {}
     for split_name in ("train", "val", "test"):
@@ -253,12 +256,12 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
             "stopped_early": bool(state.stop_epoch[s] > 0),
             "history": per_epoch,
             "n_seeds_stacked": S,
-            "train_seconds_per_epoch": train_seconds / epochs_run / S,
+            "train_seconds_per_epoch": step_seconds / S,  # median epoch, shared by the S stacked seeds
             "eval_seconds_per_epoch": eval_seconds / epochs_run / S,  # measurement passes, same for every technique
             "hook_seconds_per_epoch": hook_seconds / epochs_run / S,  # epoch-end regularizer work (snapshots, ...)
             "initial_val_loss": float(initial_val[s]),
             "wall_seconds": total_seconds / S * seed_epochs / epochs_run,
-            "samples_per_s": n * epochs_run * S / train_seconds,
+            "samples_per_s": n * S / step_seconds,
             "peak_memory_mb": mem,
             "peak_memory_kind": mem_kind,
             "n_params": n_params,
