@@ -179,6 +179,16 @@ def cost_ratio(cells: pd.DataFrame, technique: str) -> float:
     return cells[cells.technique == technique].cost_s_per_epoch.mean() / base if base else float("nan")
 
 
+def timing_noise(cells: pd.DataFrame) -> float:
+    """Relative spread (interquartile range / median) of the baseline's per-epoch step times."""
+    times = [h.get("train_s") for hist in cells[cells.technique == "none"].history for h in hist]
+    times = np.array([t for t in times if t is not None], dtype=float)
+    if len(times) < 4:
+        return float("nan")
+    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    return (q3 - q1) / med
+
+
 def cost_word(ratio: float) -> str:
     if not np.isfinite(ratio):
         return "n/a"
@@ -246,7 +256,7 @@ def sweep_table(df: pd.DataFrame, grid: str) -> str:
     rows = []
     for (task, value), c in cells.groupby(["task", column]):
         stopped = (c.train_loss >= STOPS_LEARNING * c.initial_loss).mean()
-        rows.append([task, value, len(c), mean_ci(c.test_metric), mean_ci(c.train_loss), mean_ci(c.gap),
+        rows.append([task, f"{value:g}", len(c), mean_ci(c.test_metric), mean_ci(c.train_loss), mean_ci(c.gap),
                      mean_ci(c.epochs_run), "**yes**" if stopped > 0.5 else "no"])
     header = ["task", label, "n", "test metric", "train loss", "gap", "epochs run", "stops learning"]
     return md_table(header, rows)
@@ -367,8 +377,16 @@ def claim_dropout_bn(df: pd.DataFrame) -> Verdict:
     return Verdict("Dropout and batch norm in the same layer conflict", _verdict(_agree(results)), "; ".join(parts) or "no rows")
 
 
-def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
+def train_size_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The train-size sweep plus the article grid's none/augment CIFAR cells, its largest size (same config)."""
     cells = ok_rows(df[df.grid == "train_size"])
+    if cells.empty:
+        return cells
+    return pd.concat([cells, article_cells(df, "cifar").query("technique in ['none', 'augment']")])
+
+
+def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
+    cells = train_size_cells(df)
     if cells.empty:
         return Verdict("Augmentation matters most below 10,000 examples per class", "inconclusive", "no train-size rows")
     gains = {}
@@ -537,9 +555,10 @@ def plot_depth(df: pd.DataFrame, ax=None):
 def plot_train_size(df: pd.DataFrame, ax=None):
     """CIFAR test accuracy vs training examples per class, with and without augmentation."""
     ax = _ax(ax)
-    cells = ok_rows(df[df.grid == "train_size"]).assign(per_class=lambda d: d.n_train // 10)
+    cells = train_size_cells(df)
     if cells.empty:
         return ax
+    cells = cells.assign(per_class=cells.n_train // 10)
     sns.lineplot(data=cells, x="per_class", y="test_metric", hue="technique", marker="o", errorbar=("ci", 95),
                  palette=PALETTE, ax=ax)
     ax.set_xlabel("training examples per class")
@@ -636,7 +655,9 @@ def render(df: pd.DataFrame, figures: list[str]) -> str:
         out += ["## What is missing or abnormal", ""] + [f"- {n}" for n in notes] + [""]
     out += ["## The article's table, measured", "", article_table(df), "",
             f"Cost words from the measured ratio: < {COST_WORDS[0][0]}× Negligible, < {COST_WORDS[1][0]}× Low, "
-            "else Medium-High.", ""]
+            "else Medium-High. Timing noise (interquartile range / median of the baseline's per-epoch step time): "
+            + ", ".join(f"{t}: {timing_noise(article_cells(df, t)):.0%}" for t in TASKS if not article_cells(df, t).empty)
+            + "; ratios closer to 1 than that are not distinguishable from 1.", ""]
     out += ["## Claims", "", f"Thresholds: paired t-test at α={ALPHA}; 'stops learning' = final train loss ≥ "
             f"{STOPS_LEARNING}× the untrained model's loss; 'many weights exactly zero' = ≥ {SPARSE:.0%}; "
             f"'saves epochs' = ≥ {EPOCHS_SAVED:.0%} fewer epochs than the budget.", "",

@@ -11,18 +11,21 @@ import resource
 import statistics
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import Config, ConfigError, TaskConfig, TechniqueConfig
-from bench.data import TaskData, normalize_images
+from bench.data import Split, TaskData, normalize_images
 from bench.models import build_model, init_per_seed, loss_per_seed, per_row, weights
 from bench.regularizers import EpochState, Regularizer, build_regularizers
 
 EVAL_BATCH = 1000
-TRAIN_EVAL_MAX = 2000  # per-epoch train loss is measured (eval mode) on at most this many training samples
+CURVE_MAX = 1000  # per-epoch train and test losses (eval mode) use at most this many samples; finals use all
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
 
 
@@ -141,9 +144,29 @@ def _seed_list(values: torch.Tensor) -> list:
     return [float(v) for v in values.cpu()]
 
 
-def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], data: TaskData,
-                device: torch.device, progress: bool = False) -> list[dict]:
-    """Train one cell for all `seeds` at once; return one metrics dict per seed."""
+@dataclass
+class Trainer:
+    """One cell's S stacked seeds and everything their training steps need."""
+
+    task: TaskConfig
+    model: nn.Module
+    opt: SeedAdam
+    regs: list[Regularizer]
+    gens: list[torch.Generator]  # one per seed: its init and its data order
+    device: torch.device
+    amp: Callable = nullcontext  # bf16 autocast for the CNN on CUDA, never on CPU
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.gens)
+
+    def hooked(self, hook: str) -> list[Regularizer]:
+        """The regularizers that override this hook."""
+        return [r for r in self.regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
+
+
+def make_trainer(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], device: torch.device) -> Trainer:
+    """Build the stacked model with each seed's own init, the regularizers and the optimizer."""
     S = len(seeds)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     torch.manual_seed(hash(tuple(seeds)) % 2**31)  # dropout masks and augmentation draws
@@ -153,17 +176,49 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     model = build_model(task.name, S, in_dim=task.in_dim, width=task.width, depth=task.depth, **model_kwargs)
     init_per_seed(model, gens)
     model.to(device)
-    cuda_cnn = device.type == "cuda" and task.name == "cifar"
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda_cnn else nullcontext
-    opt = SeedAdam(model.parameters(), S, **opt_kwargs)
-    penalties = [r for r in regs if type(r).penalty is not Regularizer.penalty]
-    transforms = [r for r in regs if type(r).transform is not Regularizer.transform]
+    amp = nullcontext
+    if device.type == "cuda" and task.name == "cifar":
+        amp = partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+    return Trainer(task, model, SeedAdam(model.parameters(), S, **opt_kwargs), regs, gens, device, amp)
 
-    train, n = data.train, len(data.train.y)
+
+def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
+    """One pass over the training set, each seed in its own random order. Returns each seed's mean
+    training loss (train mode, without penalty) as a tensor: no host sync inside the loop."""
+    task, n = tr.task, len(train.y)
+    transforms, penalties = tr.hooked("transform"), tr.hooked("penalty")
+    tr.model.train()
+    perms = torch.stack([torch.randperm(n, generator=g) for g in tr.gens]).to(tr.device)
+    running = torch.zeros(tr.n_seeds, device=tr.device)
+    for i in range(0, n, task.batch_size):
+        idx = perms[:, i : i + task.batch_size]
+        x = model_inputs(train.x[idx], task.name, transforms)
+        with tr.amp():
+            out = tr.model(x).float()
+        losses = loss_per_seed(task.name, out, train.y[idx])
+        objective = losses.sum()
+        for reg in penalties:
+            objective = objective + reg.penalty(tr.model).sum()
+        tr.opt.zero_grad()
+        objective.backward()
+        tr.opt.step(lr)
+        running += losses.detach() * idx.shape[1]
+    return running / n
+
+
+def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], data: TaskData,
+                device: torch.device, progress: bool = False) -> list[dict]:
+    """Train one cell for all `seeds` at once; return one metrics dict per seed."""
+    tr = make_trainer(task, technique, seeds, device)
+    S, model, amp = tr.n_seeds, tr.model, tr.amp
+
+    def losses_on(split: Split, limit: int | None = None) -> torch.Tensor:
+        return evaluate(model, split.x[:limit], split.y[:limit], task.name, S, amp)[0]
+
     state = EpochState(model, 0, torch.zeros(S, device=device), torch.full((S,), task.lr, device=device),
                        torch.ones(S, dtype=torch.bool, device=device), torch.full((S,), -1, device=device))
     diverged_epoch = torch.full((S,), -1, device=device)
-    initial_val, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
+    initial_val = losses_on(data.val)
     history: list[dict] = []
     epoch_seconds: list[float] = []  # training steps only, per epoch
     eval_seconds = hook_seconds = 0.0
@@ -172,29 +227,12 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     bar = tqdm(range(1, task.epochs + 1), desc=f"{task.name}/{technique.name} x{S}", leave=False, disable=not progress)
     for epoch in bar:
         lr_now = state.lr * state.active
-        model.train()
         t0 = time.perf_counter()
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-        running = torch.zeros(S, device=device)
-        for i in range(0, n, task.batch_size):
-            idx = perms[:, i : i + task.batch_size]
-            x = model_inputs(train.x[idx], task.name, transforms)
-            with amp():
-                out = model(x).float()
-            losses = loss_per_seed(task.name, out, train.y[idx])
-            objective = losses.sum()
-            for reg in penalties:
-                objective = objective + reg.penalty(model).sum()
-            opt.zero_grad()
-            objective.backward()
-            opt.step(lr_now)
-            running += losses.detach() * idx.shape[1]
+        running = train_epoch(tr, data.train, lr_now)
         sync(device)
         t1 = time.perf_counter()
-        m = min(n, TRAIN_EVAL_MAX)
-        train_loss, _ = evaluate(model, train.x[:m], train.y[:m], task.name, S, amp)
-        val_loss, _ = evaluate(model, data.val.x, data.val.y, task.name, S, amp)
-        test_loss, _ = evaluate(model, data.test.x, data.test.y, task.name, S, amp)
+        train_loss, test_loss = losses_on(data.train, CURVE_MAX), losses_on(data.test, CURVE_MAX)
+        val_loss = losses_on(data.val)
         sync(device)
         epoch_seconds.append(t1 - t0)
         eval_seconds += time.perf_counter() - t1
@@ -204,34 +242,40 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         blew_up = state.active & ~(finite & (val_loss < DIVERGENCE_FACTOR * initial_val))
         diverged_epoch[blew_up] = epoch
         state.active &= ~blew_up
-        history.append({"epoch": epoch, "train_loss_running": _seed_list(running / n),
+        history.append({"epoch": epoch, "train_loss_running": _seed_list(running),
                         "train_loss": _seed_list(train_loss), "val_loss": _seed_list(val_loss),
                         "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now), "train_s": t1 - t0})
         t2 = time.perf_counter()
-        for reg in regs:
+        for reg in tr.regs:
             reg.end_epoch(state)
         sync(device)
         hook_seconds += time.perf_counter() - t2
         bar.set_postfix(val=f"{val_loss.nanmean().item():.4g}")
         if not state.active.any():
             break
-    for reg in regs:
+    for reg in tr.regs:
         reg.finish(state)
     sync(device)
-    total_seconds = time.perf_counter() - t_start
-    epochs_run = len(history)
-    step_seconds = statistics.median(epoch_seconds)  # robust to the first epoch's warm-up and to hiccups
+    timing = {"total": time.perf_counter() - t_start, "step": statistics.median(epoch_seconds),
+              "eval": eval_seconds / len(history), "hooks": hook_seconds / len(history)}
+    return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, timing, seeds)
 
+
+def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch: torch.Tensor, history: list[dict],
+                  initial_val: torch.Tensor, timing: dict, seeds: list[int]) -> list[dict]:
+    """Final (eval-mode, full splits) and best-epoch metrics, timing and weight statistics of each seed."""
+    S, task, n = tr.n_seeds, tr.task, len(data.train.y)
     finals = {}
     for split_name in ("train", "val", "test"):
         split = getattr(data, split_name)
-        loss, acc = evaluate(model, split.x, split.y, task.name, S, amp)
+        loss, acc = evaluate(tr.model, split.x, split.y, task.name, S, tr.amp)
         finals[f"{split_name}_loss"] = loss
         if acc is not None:
             finals[f"{split_name}_acc"] = acc
-    stats = weight_stats(model, S)
-    mem, mem_kind = peak_memory_mb(device)
-    n_params = sum(p.numel() for p in model.parameters()) // S
+    stats = weight_stats(tr.model, S)
+    mem, mem_kind = peak_memory_mb(tr.device)
+    n_params = sum(p.numel() for p in tr.model.parameters()) // S
+    epochs_run = len(history)
 
     rows = []
     for s, seed in enumerate(seeds):
@@ -256,12 +300,12 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
             "stopped_early": bool(state.stop_epoch[s] > 0),
             "history": per_epoch,
             "n_seeds_stacked": S,
-            "train_seconds_per_epoch": step_seconds / S,  # median epoch, shared by the S stacked seeds
-            "eval_seconds_per_epoch": eval_seconds / epochs_run / S,  # measurement passes, same for every technique
-            "hook_seconds_per_epoch": hook_seconds / epochs_run / S,  # epoch-end regularizer work (snapshots, ...)
+            "train_seconds_per_epoch": timing["step"] / S,  # median epoch, shared by the S stacked seeds
+            "eval_seconds_per_epoch": timing["eval"] / S,  # measurement passes, same for every technique
+            "hook_seconds_per_epoch": timing["hooks"] / S,  # epoch-end regularizer work (snapshots, ...)
             "initial_val_loss": float(initial_val[s]),
-            "wall_seconds": total_seconds / S * seed_epochs / epochs_run,
-            "samples_per_s": n * S / step_seconds,
+            "wall_seconds": timing["total"] / S * seed_epochs / epochs_run,
+            "samples_per_s": n * S / timing["step"],
             "peak_memory_mb": mem,
             "peak_memory_kind": mem_kind,
             "n_params": n_params,

@@ -55,7 +55,7 @@ def float64():
 def test_vectorized_seeds_match_sequential_training(technique, float64):
     overrides = [f"technique={technique}", "task.epochs=25"]
     if "es" in technique:
-        overrides.append("technique.early_stopping.patience=3")  # make seeds stop at different epochs
+        overrides += ["technique.early_stopping.patience=3", "task.epochs=80"]  # seeds stop at different epochs
     together = run(*overrides, seeds=(0, 1, 2))
     for s in range(3):
         alone = run(*overrides, seeds=(s,))[0]

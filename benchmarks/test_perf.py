@@ -1,0 +1,209 @@
+"""Speed benchmarks (pytest-benchmark), run by `make perf` against the committed baseline.
+
+* one training epoch per task, for the baseline and each single technique
+* the article's own per-model eager loop next to regbench's stacked-seed path, same work
+* the CNN's training FLOP rate against this machine's measured fp32 matmul rate
+* the share of the CNN step spent on the data pipeline and augmentation
+
+Each benchmark stores what it measured in `extra_info`, which lands in the JSON.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.config import (AugmentConfig, BatchNormConfig, DropoutConfig, EarlyStoppingConfig, L1Config, L2Config,
+                          LRPlateauConfig, TaskConfig, TechniqueConfig)
+from bench.data import Split, make_mlp_data
+from bench.models import loss_per_seed
+from bench.regularizers import build_regularizers
+from bench.train import make_trainer, model_inputs, pick_device, sync, train_epoch
+
+DEVICE = pick_device("auto")
+SEEDS = [0, 1, 2]
+TECHNIQUES = {
+    "none": TechniqueConfig("none"),
+    "l2": TechniqueConfig("l2", l2=L2Config()),
+    "l1": TechniqueConfig("l1", l1=L1Config()),
+    "dropout": TechniqueConfig("dropout", dropout=DropoutConfig()),
+    "batchnorm": TechniqueConfig("batchnorm", batchnorm=BatchNormConfig()),
+    "augment": TechniqueConfig("augment", augment=AugmentConfig()),
+    "early_stopping": TechniqueConfig("early_stopping", early_stopping=EarlyStoppingConfig()),
+    "lr_plateau": TechniqueConfig("lr_plateau", lr_plateau=LRPlateauConfig()),
+}
+MLP = TaskConfig(name="mlp", n_train=100, batch_size=25)
+CNN = TaskConfig(name="cifar", n_train=2560, batch_size=128, width=16)  # the quick preset's CNN
+CNN_ARTICLE = TaskConfig(name="cifar", n_train=1280, batch_size=128, width=64)  # the article's DropoutNet
+
+
+def fake_cifar(n: int) -> Split:
+    gen = torch.Generator().manual_seed(0)
+    return Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen).to(DEVICE),
+                 torch.randint(0, 10, (n,), generator=gen).to(DEVICE))
+
+
+def epoch_runner(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], train: Split):
+    tr = make_trainer(task, technique, seeds, DEVICE)
+    lr = torch.full((len(seeds),), task.lr, device=DEVICE)
+
+    def run():
+        train_epoch(tr, train, lr)
+        sync(DEVICE)
+
+    run()  # warm-up
+    return run
+
+
+def record(benchmark, task: TaskConfig, technique: str, samples: int, **extra):
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(task=task.name, technique=technique, device=str(DEVICE),
+                                samples_per_s=samples / median, **extra)
+
+
+@pytest.mark.parametrize("technique", list(TECHNIQUES))
+def test_mlp_epoch(benchmark, technique):
+    train = make_mlp_data(MLP, DEVICE).train
+    run = epoch_runner(MLP, TECHNIQUES[technique], SEEDS, train)
+    benchmark.pedantic(run, rounds=30, iterations=5, warmup_rounds=2)
+    record(benchmark, MLP, technique, MLP.n_train * len(SEEDS), seeds=len(SEEDS))
+
+
+@pytest.mark.parametrize("technique", list(TECHNIQUES))
+def test_cnn_epoch(benchmark, technique):
+    run = epoch_runner(CNN, TECHNIQUES[technique], [0], fake_cifar(CNN.n_train))
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    record(benchmark, CNN, technique, CNN.n_train, width=CNN.width)
+
+
+# --------------------------------------------------------------------------- the article's loop, same work
+
+
+def article_mlp_loop(x: torch.Tensor, y: torch.Tensor, seeds: list[int], epochs: int) -> None:
+    """The article's training code: one nn.Sequential per seed, DataLoader, torch Adam, plain eager loop."""
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(10, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 1))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+        criterion = nn.MSELoss()
+        loader = DataLoader(TensorDataset(x, y.unsqueeze(1)), batch_size=25, shuffle=True)
+        for _ in range(epochs):
+            model.train()
+            for xb, yb in loader:
+                optimizer.zero_grad()
+                loss = criterion(model(xb), yb)
+                loss.backward()
+                optimizer.step()
+
+
+@pytest.mark.parametrize("n_seeds", [3, 10])
+def test_mlp_vs_article_loop(benchmark, n_seeds):
+    """Same model, 100 samples, batch 25, 20 epochs, n_seeds models: the article's loop vs the stacked path."""
+    epochs, seeds = 20, list(range(n_seeds))
+    data = make_mlp_data(MLP, torch.device("cpu")).train
+    tr = make_trainer(MLP, TECHNIQUES["none"], seeds, torch.device("cpu"))
+    lr = torch.full((n_seeds,), MLP.lr)
+
+    def ours():
+        for _ in range(epochs):
+            train_epoch(tr, data, lr)
+
+    article_mlp_loop(data.x, data.y, seeds[:1], 2)  # warm-up
+    t = time.perf_counter()
+    article_mlp_loop(data.x, data.y, seeds, epochs)
+    article_s = time.perf_counter() - t
+    benchmark.pedantic(ours, rounds=5, iterations=1, warmup_rounds=1)
+    steps = n_seeds * epochs * 4  # model-steps (4 batches of 25 per epoch)
+    ratio = article_s / benchmark.stats.stats.median
+    benchmark.extra_info.update(task="mlp", technique="none", device="cpu", seeds=n_seeds,
+                                article_us_per_model_step=1e6 * article_s / steps,
+                                ours_us_per_model_step=1e6 * benchmark.stats.stats.median / steps,
+                                speedup_vs_article=ratio)
+    print(f"\nMLP, {n_seeds} seeds: article loop {1e6 * article_s / steps:.0f} us/model-step, "
+          f"regbench {1e6 * benchmark.stats.stats.median / steps:.0f} us/model-step: {ratio:.1f}x faster")
+
+
+# --------------------------------------------------------------------------- CNN FLOP rate and data-pipeline share
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+    a @ b
+    sync(DEVICE)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(DEVICE)
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+def training_flops_per_image(task: TaskConfig) -> float:
+    """Forward + backward FLOPs of one training step, counted by torch's FlopCounterMode, per image."""
+    tr = make_trainer(task, TECHNIQUES["none"], [0], DEVICE)
+    x = model_inputs(fake_cifar(task.batch_size).x[None], "cifar")
+    y = torch.zeros(1, task.batch_size, dtype=torch.long, device=DEVICE)
+    with FlopCounterMode(display=False) as counter:
+        loss_per_seed("cifar", tr.model(x), y).sum().backward()
+    return counter.get_total_flops() / task.batch_size
+
+
+@pytest.mark.parametrize("task", [CNN_ARTICLE, CNN], ids=["width64", "width16"])
+def test_cnn_flop_rate(benchmark, task):
+    run = epoch_runner(task, TECHNIQUES["none"], [0], fake_cifar(task.n_train))
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    images_per_s = task.n_train / benchmark.stats.stats.median
+    flops = training_flops_per_image(task)
+    peak = matmul_flops_per_s()
+    benchmark.extra_info.update(task="cifar", technique="none", device=str(DEVICE), width=task.width,
+                                samples_per_s=images_per_s, train_gflop_per_image=flops / 1e9,
+                                achieved_gflop_per_s=images_per_s * flops / 1e9, matmul_gflop_per_s=peak / 1e9,
+                                fraction_of_matmul_peak=images_per_s * flops / peak, threads=torch.get_num_threads())
+    print(f"\nCNN width {task.width}: {images_per_s:.0f} img/s x {flops / 1e6:.1f} MFLOP = "
+          f"{images_per_s * flops / 1e9:.1f} GFLOP/s; fp32 matmul {peak / 1e9:.1f} GFLOP/s "
+          f"({images_per_s * flops / peak:.0%} of it)")
+
+
+@pytest.mark.parametrize("task", [CNN_ARTICLE, CNN], ids=["width64", "width16"])
+def test_cnn_data_pipeline_share(benchmark, task):
+    """Time of gathering a batch + augmenting + normalizing, against one full training step with augment."""
+    augment = build_regularizers(TECHNIQUES["augment"], "cifar", 1)
+    train = fake_cifar(task.n_train)
+    idx = torch.randperm(task.n_train, device=DEVICE)[None, : task.batch_size]
+
+    def pipeline():
+        model_inputs(train.x[idx], "cifar", augment)
+        sync(DEVICE)
+
+    benchmark.pedantic(pipeline, rounds=50, iterations=1, warmup_rounds=3)
+    run = epoch_runner(task, TECHNIQUES["augment"], [0], train)
+    t = time.perf_counter()
+    run()
+    step = (time.perf_counter() - t) / (task.n_train / task.batch_size)
+    share = benchmark.stats.stats.median / step
+    benchmark.extra_info.update(task="cifar", technique="augment", device=str(DEVICE), width=task.width,
+                                pipeline_ms=1e3 * benchmark.stats.stats.median, step_ms=1e3 * step,
+                                pipeline_share_of_step=share)
+    print(f"\nCNN width {task.width}: data pipeline + augmentation {1e3 * benchmark.stats.stats.median:.2f} ms "
+          f"of a {1e3 * step:.1f} ms step ({share:.1%})")
+
+
+@pytest.mark.skipif(os.environ.get("REGBENCH_PERF_VECTORIZED_CNN") != "1" and DEVICE.type != "cuda",
+                    reason="set REGBENCH_PERF_VECTORIZED_CNN=1 to measure stacked CNN seeds on CPU")
+def test_cnn_stacked_vs_sequential_seeds(benchmark):
+    """3 seeds of the quick CNN as one grouped-conv stack vs one after another (decides `vectorize=auto`)."""
+    train = fake_cifar(CNN.n_train)
+    stacked = epoch_runner(CNN, TECHNIQUES["none"], SEEDS, train)
+    singles = [epoch_runner(CNN, TECHNIQUES["none"], [s], train) for s in SEEDS]
+    t = time.perf_counter()
+    for run in singles:
+        run()
+    sequential = time.perf_counter() - t
+    benchmark.pedantic(stacked, rounds=3, iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(task="cifar", technique="none", device=str(DEVICE),
+                                sequential_s=sequential, stacked_s=benchmark.stats.stats.median,
+                                stacked_speedup=sequential / benchmark.stats.stats.median)
