@@ -6,7 +6,6 @@ indexes them with random permutations, so no per-image Python runs during traini
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 import tarfile

@@ -81,8 +81,8 @@ class DropoutNet(nn.Module):
 
     Convolutions run in channels_last layout (measured faster on CPU and GPU).
 
-    conv3x3(3->w) -> (BN) -> ReLU -> maxpool -> (Dropout2d)
-    conv3x3(w->2w) -> (BN) -> ReLU -> maxpool -> (Dropout2d)
+    conv3x3(3->w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)
+    conv3x3(w->2w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)
     FC(2w*8*8 -> 8w) -> (BN) -> ReLU -> (Dropout) -> FC(8w -> 10)
     """
 
@@ -98,7 +98,7 @@ class DropoutNet(nn.Module):
             layers[0].fan_in = c_in * 9
             if bn:
                 layers.append(nn.BatchNorm2d(S * c_out, momentum=batchnorm_momentum))
-            layers += [nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.MaxPool2d(2), nn.ReLU()]  # = ReLU then pool (ReLU is monotonic), on 4x fewer values
             if dropout_conv > 0:
                 layers.append(nn.Dropout2d(dropout_conv))
             return nn.Sequential(*layers)
@@ -153,11 +153,6 @@ def seed_of_row(t: torch.Tensor, n_seeds: int) -> torch.Tensor:
     """Which seed owns each row (index along dim 0) of a stacked tensor: every layer stores its
     seeds as consecutive blocks of rows ([S, ...], [S*C, ...]), whatever the memory format."""
     return torch.arange(t.shape[0], device=t.device) // (t.shape[0] // n_seeds)
-
-
-def per_row(values: torch.Tensor, t: torch.Tensor, n_seeds: int) -> torch.Tensor:
-    """Per-seed values [S] laid out to broadcast against the rows of t."""
-    return values[seed_of_row(t, n_seeds)].view(-1, *[1] * (t.dim() - 1))
 
 
 def weights(model: nn.Module) -> list[torch.Tensor]:

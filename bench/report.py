@@ -462,13 +462,14 @@ def plot_gap_vs_cost(df: pd.DataFrame, ax=None):
         if cells.empty or "none" not in set(cells.technique):
             continue
         for tech in order_techniques(cells.technique.unique()):
-            points.append({"task": task, "technique": tech, "cost ratio": cost_ratio(cells, tech),
+            kind = "baseline" if tech == "none" else "single" if tech in SINGLES else "combination"
+            points.append({"task": task, "technique": tech, "kind": kind, "cost ratio": cost_ratio(cells, tech),
                            "gap (relative to none)": cells[cells.technique == tech].gap.mean()
                            / cells[cells.technique == "none"].gap.mean()})
     data = pd.DataFrame(points)
     if data.empty:
         return ax
-    sns.scatterplot(data=data, x="cost ratio", y="gap (relative to none)", hue="technique", style="task",
+    sns.scatterplot(data=data, x="cost ratio", y="gap (relative to none)", hue="kind", style="task",
                     palette=PALETTE, s=70, ax=ax)
     for _, p in data.iterrows():
         ax.annotate(p.technique, (p["cost ratio"], p["gap (relative to none)"]), fontsize=7, xytext=(3, 3),
@@ -476,7 +477,7 @@ def plot_gap_vs_cost(df: pd.DataFrame, ax=None):
     ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax.axvline(1, color="grey", lw=0.8, ls="--")
     ax.set_title("Generalization gap vs cost (article grid)")
-    ax.legend(fontsize=6, ncol=2, loc="best")
+    ax.legend(fontsize=7, loc="best")
     return ax
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from bench.config import Config, ConfigError, TaskConfig, TechniqueConfig
 from bench.data import Split, TaskData, normalize_images
-from bench.models import build_model, init_per_seed, loss_per_seed, per_row, weights
+from bench.models import build_model, init_per_seed, loss_per_seed, weights
 from bench.regularizers import EpochState, Regularizer, build_regularizers
 
 EVAL_BATCH = 1000
@@ -58,41 +58,56 @@ class SeedAdam:
     """Adam (coupled L2) or AdamW (decoupled) over stacked parameters, with one learning rate per seed.
 
     Identical per seed to torch.optim.Adam / AdamW (tests/test_train.py checks it); the
-    per-seed rate lets LR schedules and early stopping act on each seed separately.
-    Moments use foreach kernels: a handful of kernel launches per step, whatever the depth.
+    per-seed rate lets LR schedules and early stopping act on each seed separately. All
+    parameters and gradients are re-homed as views of one flat buffer each, so a step is a
+    dozen element-wise kernels whatever the number of layers (the MLP is launch-bound).
     """
 
     def __init__(self, params, n_seeds: int, weight_decay: float = 0.0, decoupled: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params = list(params)
-        self.n_seeds, self.weight_decay, self.decoupled = n_seeds, weight_decay, decoupled
-        self.betas, self.eps, self.t = betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        params = list(params)
+        self.weight_decay, self.decoupled, self.betas, self.eps, self.t = weight_decay, decoupled, betas, eps, 0
+        total = sum(p.numel() for p in params)
+        device = params[0].device
+        self.flat = torch.zeros(total, device=device)
+        self.grad = torch.zeros(total, device=device)
+        owners, offset = [], 0
+        for p in params:  # every layer stores its seeds as consecutive blocks along dim 0
+            dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
+            assert dense, "parameters must be dense to live in the flat buffer"
+            view = self.flat.as_strided(p.shape, p.stride(), offset)
+            view.copy_(p.detach())
+            p.data = view
+            p.grad = self.grad.as_strided(p.shape, p.stride(), offset)  # backward accumulates in place
+            owners.append(torch.arange(p.numel(), device=device) // (p.numel() // n_seeds))
+            offset += p.numel()
+        self.seed_of_element = torch.cat(owners)
+        self.m, self.v = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+        self._lr_key, self._lr = None, None
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.grad.zero_()
+
+    def _per_element(self, lr: torch.Tensor) -> torch.Tensor:
+        """Each seed's learning rate spread over its elements, rebuilt only when `lr` changes."""
+        key = (id(lr), lr._version)
+        if key != self._lr_key:
+            self._lr_key, self._lr = key, lr[self.seed_of_element]
+        return self._lr
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor) -> None:
-        S, (b1, b2) = self.n_seeds, self.betas
+        b1, b2 = self.betas
         self.t += 1
-        grads = [p.grad for p in self.params]
+        lr_el, g = self._per_element(lr), self.grad
         if self.weight_decay and not self.decoupled:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
-        torch._foreach_add_(denom, self.eps)
-        step_size = lr / (1 - b1**self.t)
-        decay = 1 - lr * self.weight_decay if self.decoupled and self.weight_decay else None
-        for p, m, d in zip(self.params, self.m, denom):
-            if decay is not None:
-                p.mul_(per_row(decay, p, S))
-            p.sub_(m * per_row(step_size, p, S) / d)
+            g = g.add(self.flat, alpha=self.weight_decay)
+        self.m.lerp_(g, 1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = self.v.sqrt().div_(math.sqrt(1 - b2**self.t)).add_(self.eps)
+        if self.decoupled and self.weight_decay:
+            self.flat.mul_(1 - lr_el * self.weight_decay)
+        self.flat.addcdiv_(self.m * lr_el, denom, value=-1 / (1 - b1**self.t))
 
 
 def model_inputs(x: torch.Tensor, task_name: str, transforms: list[Regularizer] = ()) -> torch.Tensor:
@@ -202,7 +217,7 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
         tr.opt.zero_grad()
         objective.backward()
         tr.opt.step(lr)
-        running += losses.detach() * idx.shape[1]
+        running.add_(losses.detach(), alpha=idx.shape[1])
     return running / n
 
 

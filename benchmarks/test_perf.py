@@ -101,7 +101,7 @@ def article_mlp_loop(x: torch.Tensor, y: torch.Tensor, seeds: list[int], epochs:
                 optimizer.step()
 
 
-@pytest.mark.parametrize("n_seeds", [3, 10])
+@pytest.mark.parametrize("n_seeds", [3, 5, 10])
 def test_mlp_vs_article_loop(benchmark, n_seeds):
     """Same model, 100 samples, batch 25, 20 epochs, n_seeds models: the article's loop vs the stacked path."""
     epochs, seeds = 20, list(range(n_seeds))

@@ -8,7 +8,7 @@ import torch
 from bench.config import TaskConfig
 from bench.data import DataError, load_cifar_arrays, make_cifar_data, make_mlp_data, read_cifar_pickles
 from bench.train import train_seeds
-from tests.conftest import make_config, tiny_images, write_cifar_pickles, write_class_folder_archive
+from tests.conftest import make_config, write_cifar_pickles, write_class_folder_archive
 
 CPU = torch.device("cpu")
 

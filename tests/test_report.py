@@ -11,7 +11,6 @@ from bench.results import SCHEMA_VERSION, load_rows, write_row
 
 def fake_row(task, technique, seed, *, grid="article", test=0.5, train=0.1, cost=1.0, epochs=100, budget=100,
              frac_zero=0.0, depth=2, n_train=100, strength=None, initial=1.0):
-    metric = "test_acc" if task == "cifar" else "test_loss"
     final = {"train_loss": train, "test_loss": test if task == "mlp" else 1.0, "gap": (test if task == "mlp" else 1.0) - train}
     if task == "cifar":
         final.update(test_acc=test, train_acc=0.9)
