@@ -650,7 +650,8 @@ def render(df: pd.DataFrame, figures: list[str]) -> str:
             f"{fmt(df[df.task == 'mlp'].noise_floor.dropna().mean()) if (df.task == 'mlp').any() else 'n/a'}). "
             "CIFAR metric: test accuracy. Gap = test loss − train loss, both in eval mode without penalty. "
             "Cost = training time per epoch (steps + epoch-end regularizer work), excluding the measurement passes "
-            "every technique gets.", ""]
+            "every technique gets; cells run minutes apart, so machine drift adds to the noise stated below "
+            "(`make perf` measures the same per-technique epoch costs in repeated rounds).", ""]
     notes = missing_parts(df)
     if notes:
         out += ["## What is missing or abnormal", ""] + [f"- {n}" for n in notes] + [""]
