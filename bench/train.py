@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from bench.config import Config, ConfigError, TaskConfig, TechniqueConfig
 from bench.data import Split, TaskData, normalize_images
-from bench.models import build_model, init_per_seed, loss_per_seed, weights
+from bench.models import build_model, init_per_seed, loss_per_seed, seed_of_row, weights
 from bench.regularizers import EpochState, Regularizer, build_regularizers
 
 EVAL_BATCH = 1000
@@ -72,14 +72,14 @@ class SeedAdam:
         self.flat = torch.zeros(total, device=device)
         self.grad = torch.zeros(total, device=device)
         owners, offset = [], 0
-        for p in params:  # every layer stores its seeds as consecutive blocks along dim 0
+        for p in params:
             dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
             assert dense, "parameters must be dense to live in the flat buffer"
             view = self.flat.as_strided(p.shape, p.stride(), offset)
             view.copy_(p.detach())
             p.data = view
             p.grad = self.grad.as_strided(p.shape, p.stride(), offset)  # backward accumulates in place
-            owners.append(torch.arange(p.numel(), device=device) // (p.numel() // n_seeds))
+            owners.append(seed_of_row(p, n_seeds).repeat_interleave(p.numel() // p.shape[0]))  # dim 0 is outermost
             offset += p.numel()
         self.seed_of_element = torch.cat(owners)
         self.m, self.v = torch.zeros_like(self.flat), torch.zeros_like(self.flat)

@@ -121,3 +121,18 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+@pytest.mark.parametrize("technique", ["none", "batchnorm", "l2_es"])
+def test_stacked_cnn_seeds_match_sequential_training(technique, float64, cifar_archive, tmp_path):
+    from bench.data import make_cifar_data
+
+    cfg = make_config("task=cifar", f"technique={technique}", f"task.data_path={cifar_archive}", f"task.cache_dir={tmp_path}",
+                      "task.n_train=40", "task.n_val=20", "task.n_test=20", "task.width=4", "task.epochs=3",
+                      "task.batch_size=16")
+    data = make_cifar_data(cfg.task, CPU)
+    together = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU)
+    for s in range(2):
+        alone = train_seeds(cfg.task, cfg.technique, [s], data, CPU)[0]
+        for key in ("train_loss", "val_loss", "test_loss", "test_acc"):
+            assert together[s]["final"][key] == pytest.approx(alone["final"][key], rel=1e-9)
