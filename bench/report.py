@@ -82,14 +82,13 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
             "metric_name": metric, "test_metric": final.get(metric), "train_metric": final.get(metric.replace("test", "train")),
             "test_loss": final.get("test_loss"), "train_loss": final.get("train_loss"), "gap": final.get("gap"),
             "initial_loss": r.get("initial_val_loss"),
-            "epochs_run": r.get("epochs_run"), "best_epoch": r.get("best_epoch"),
+            "epochs_run": r.get("epochs_run"),
             "diverged_epoch": r.get("diverged_epoch"),
             "cost_s_per_epoch": (r.get("train_seconds_per_epoch") or 0) + (r.get("hook_seconds_per_epoch") or 0)
             if r.get("train_seconds_per_epoch") is not None else None,
-            "val_pass_s": r.get("eval_seconds_per_epoch"),
             "wall_s": r.get("wall_seconds"), "samples_per_s": r.get("samples_per_s"),
             "frac_zero": r.get("frac_weights_zero"), "frac_small": r.get("frac_weights_below_1e-3"),
-            "weight_norm": r.get("weight_l2_norm"), "noise_floor": r.get("noise_floor"),
+            "noise_floor": r.get("noise_floor"),
             "settings": settings_text(t), "history": r.get("history") or [],
         })
     return pd.DataFrame.from_records(records)
@@ -241,11 +240,15 @@ def article_table(df: pd.DataFrame) -> str:
             settings = cells[cells.technique == tech].settings.iloc[0]
         if not ratios:
             continue
-        best = max(reductions, key=lambda k: reductions[k]) if reductions else "n/a"
+        best = max(reductions, key=lambda k: reductions[k])
         red = ", ".join(f"{k}: {v:+.0%}" for k, v in reductions.items())
-        rows.append([f"`{tech}`", word, "; ".join(ratios), red, best_for,
-                     f"{best} ({reductions[best]:+.0%})" if reductions else "n/a", settings])
+        rows.append([f"`{tech}`", word, "; ".join(ratios), red, best_for, f"{best} ({reductions[best]:+.0%})", settings])
     return md_table(header, rows) if rows else "_No article-grid rows._"
+
+
+def stops_learning(cells: pd.DataFrame) -> float:
+    """Fraction of seeds whose final train loss stayed >= STOPS_LEARNING x the untrained model's loss."""
+    return (cells.train_loss >= STOPS_LEARNING * cells.initial_loss).mean()
 
 
 def sweep_table(df: pd.DataFrame, grid: str) -> str:
@@ -255,9 +258,8 @@ def sweep_table(df: pd.DataFrame, grid: str) -> str:
         return f"_No rows for the `{grid}` sweep._"
     rows = []
     for (task, value), c in cells.groupby(["task", column]):
-        stopped = (c.train_loss >= STOPS_LEARNING * c.initial_loss).mean()
         rows.append([task, f"{value:g}", len(c), mean_ci(c.test_metric), mean_ci(c.train_loss), mean_ci(c.gap),
-                     mean_ci(c.epochs_run), "**yes**" if stopped > 0.5 else "no"])
+                     mean_ci(c.epochs_run), "**yes**" if stops_learning(c) > 0.5 else "no"])
     header = ["task", label, "n", "test metric", "train loss", "gap", "epochs run", "stops learning"]
     return md_table(header, rows)
 
@@ -337,8 +339,7 @@ def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
         cells = ok_rows(df[df.grid == grid])
         for task, c in cells.groupby("task"):
             strongest, weakest = c[column].max(), c[column].min()
-            frac = lambda v: (c[c[column] == v].train_loss >= STOPS_LEARNING * c[c[column] == v].initial_loss).mean()  # noqa: E731
-            s, w = frac(strongest), frac(weakest)
+            s, w = stops_learning(c[c[column] == strongest]), stops_learning(c[c[column] == weakest])
             parts.append(f"{task} {label}={strongest}: {fmt(100 * s)}% of seeds stop learning "
                          f"(at {weakest}: {fmt(100 * w)}%)")
             any_stop.append(s > 0.5 and w <= 0.5)
@@ -464,8 +465,7 @@ def plot_gap_vs_cost(df: pd.DataFrame, ax=None):
         for tech in order_techniques(cells.technique.unique()):
             kind = "baseline" if tech == "none" else "single" if tech in SINGLES else "combination"
             points.append({"task": task, "technique": tech, "kind": kind, "cost ratio": cost_ratio(cells, tech),
-                           "gap (relative to none)": cells[cells.technique == tech].gap.mean()
-                           / cells[cells.technique == "none"].gap.mean()})
+                           "gap (relative to none)": 1 - gap_reduction(cells, tech)})
     data = pd.DataFrame(points)
     if data.empty:
         return ax
