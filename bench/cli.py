@@ -35,11 +35,12 @@ def set_threads(cfg: Config) -> None:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def app(dict_cfg: DictConfig) -> None:
-    from bench.train import run_cell
+    from bench.train import keep_freed_memory, run_cell
 
     try:
         cfg: Config = OmegaConf.to_object(dict_cfg)
         set_threads(cfg)
+        keep_freed_memory()
         outcome = run_cell(cfg)
     except (ConfigError, DataError) as e:
         print(f"regbench: error: {e}", file=sys.stderr)

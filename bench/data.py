@@ -241,4 +241,4 @@ def normalize_images(x_uint8_or_float: torch.Tensor) -> torch.Tensor:
         x = x.float().div_(255)
     mean = torch.tensor(CIFAR_MEAN, device=x.device).view(3, 1, 1)
     std = torch.tensor(CIFAR_STD, device=x.device).view(3, 1, 1)
-    return (x - mean) / std
+    return (x - mean).div_(std)

@@ -38,16 +38,21 @@ class SeedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(n_seeds, 1, features))
         self.register_buffer("running_var", torch.ones(n_seeds, 1, features))
 
+    def batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training mode: each seed's batch mean and 1/std, updating the running statistics."""
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        with torch.no_grad():
+            n = x.shape[1]
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+        return mean, torch.rsqrt(var + self.eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
-            with torch.no_grad():
-                n = x.shape[1]
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+            mean, rstd = self.batch_stats(x)
         else:
-            mean, var = self.running_mean, self.running_var
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+            mean, rstd = self.running_mean, torch.rsqrt(self.running_var + self.eps)
+        return (x - mean) * rstd * self.weight + self.bias
 
 
 class MLP(nn.Module):
@@ -74,6 +79,55 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [S, B, in] -> [S, B, out]
         return self.net(x)
+
+    @torch.no_grad()
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training-mode forward and backward by hand, for the MSE loss of each seed on (x, y).
+
+        Writes (overwrites) every parameter's .grad and returns the losses [S]. Same math and
+        same dropout draws as forward() + autograd (tests/test_models.py checks the gradients);
+        it exists because the small MLP is launch-bound: autograd's bookkeeping costs more
+        than its matmuls.
+        """
+        layers, saved = list(self.net), []  # saved: per layer, what its backward needs
+        h = x
+        for layer in layers:
+            if isinstance(layer, SeedLinear):
+                saved.append(h)
+                h = torch.baddbmm(layer.bias, h, layer.weight)
+            elif isinstance(layer, SeedBatchNorm):
+                mean, rstd = layer.batch_stats(h)
+                h = (h - mean).mul_(rstd)
+                saved.append((h, rstd))
+                h = torch.addcmul(layer.bias, h, layer.weight)
+            elif isinstance(layer, nn.ReLU):
+                h = h.relu_()
+                saved.append(h)
+            else:  # nn.Dropout, drawn exactly as F.dropout draws it
+                mask = torch.empty_like(h).bernoulli_(1 - layer.p).div_(1 - layer.p)
+                h = h * mask
+                saved.append(mask)
+        err = h.squeeze(-1) - y
+        grad = err.unsqueeze(-1).mul(2 / err.shape[1])  # d(mean squared error)/d(output)
+        for layer, kept in zip(reversed(layers), reversed(saved)):
+            if isinstance(layer, SeedLinear):
+                weight = layer.weight
+                torch.bmm(kept.transpose(1, 2), grad, out=_grad_of(weight))
+                torch.sum(grad, 1, keepdim=True, out=_grad_of(layer.bias))
+                if layer is layers[0]:
+                    break
+                grad = torch.bmm(grad, weight.transpose(1, 2))
+            elif isinstance(layer, SeedBatchNorm):
+                xhat, rstd = kept
+                torch.sum(grad * xhat, 1, keepdim=True, out=_grad_of(layer.weight))
+                torch.sum(grad, 1, keepdim=True, out=_grad_of(layer.bias))
+                g = grad * layer.weight
+                grad = (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True)).mul_(rstd)
+            elif isinstance(layer, nn.ReLU):
+                grad = torch.ops.aten.threshold_backward(grad, kept, 0)
+            else:
+                grad = grad * kept
+        return err.square().mean(1)
 
 
 class DropoutNet(nn.Module):
@@ -119,6 +173,13 @@ class DropoutNet(nn.Module):
         h = self.features(x)
         h = h.reshape(B, S, -1).transpose(0, 1)
         return self.head(h)
+
+
+def _grad_of(param: nn.Parameter) -> torch.Tensor:
+    """The parameter's .grad buffer, created on first use (the optimizer normally provides it)."""
+    if param.grad is None:
+        param.grad = torch.empty_like(param)
+    return param.grad
 
 
 def init_per_seed(model: nn.Module, generators: list[torch.Generator]) -> None:

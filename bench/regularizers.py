@@ -13,6 +13,7 @@ YAML file in conf/technique/, and a test in tests/test_regularizers.py.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -102,9 +103,10 @@ class BatchNorm(Regularizer):
 class Augment(Regularizer):
     """Per-sample random augmentation of training batches, on the device.
 
-    MLP: Gaussian input noise. CIFAR (images in [0, 1]): translation by up to crop_pad pixels
-    (pad + random crop), horizontal flip and rotation in one affine resampling, then
-    brightness/contrast/saturation jitter. Every sample draws its own parameters.
+    MLP: Gaussian input noise. CIFAR (images in [0, 1]): translation by up to crop_pad whole
+    pixels (pad + random crop), horizontal flip and rotation in one nearest-neighbour
+    resampling (torchvision's RandomRotation default), then brightness/contrast/saturation
+    jitter. Every sample draws its own parameters.
     """
 
     def __init__(self, cfg: C.AugmentConfig, task_name: str, **_):
@@ -120,27 +122,52 @@ def augment_images(x: torch.Tensor, cfg: C.AugmentConfig) -> torch.Tensor:
     """x: float [N, 3, H, W] in [0, 1] -> augmented copy, each image with its own random parameters."""
     n, _, h, w = x.shape
     dev = x.device
-    angle = (torch.rand(n, device=dev) * 2 - 1) * math.radians(cfg.rotate_deg)
-    flip = torch.where(torch.rand(n, device=dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=dev)
-    shift = torch.randint(-cfg.crop_pad, cfg.crop_pad + 1, (n, 2), device=dev).float()
+    u = torch.rand(5, n, device=dev)  # angle, flip, brightness, contrast, saturation
+    angle = (u[0] * 2 - 1) * math.radians(cfg.rotate_deg)
+    flip = 1 - 2 * (u[1] < 0.5).float() if cfg.flip else torch.ones(n, device=dev)  # -1: mirror x
+    shift = torch.randint(-cfg.crop_pad, cfg.crop_pad + 1, (2, n), device=dev) * torch.tensor([[2 / w], [2 / h]], device=dev)
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin, shift[:, 0] * 2 / w], dim=1),
-        torch.stack([sin * flip, cos, shift[:, 1] * 2 / h], dim=1),
-    ], dim=1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    theta = torch.stack([cos * flip, -sin, shift[0], sin * flip, cos, shift[1]], dim=1).view(n, 2, 3)
+    x = F.grid_sample(x, affine_grid(theta, h, w), mode="nearest", padding_mode="zeros", align_corners=False)
     if cfg.jitter > 0:
-        def factor():
-            return 1 + (torch.rand(n, 1, 1, 1, device=dev) * 2 - 1) * cfg.jitter
+        x = color_jitter(x, *(1 + (u[2:] * 2 - 1) * cfg.jitter)).clamp_(0, 1)
+    return x
 
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = x * factor()  # brightness
-        mean = gray.mean(dim=(2, 3), keepdim=True)
-        x = (x - mean) * factor() + mean  # contrast
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = (x - gray) * factor() + gray  # saturation
-    return x.clamp_(0, 1)
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """F.affine_grid(theta, [N, C, h, w], align_corners=False): theta [N, 2, 3] applied to the pixel
+    centres. Built as x and y planes [N, 2, h, w] and returned as a [N, h, w, 2] view of them:
+    ops whose innermost dim has size 2 are slow on CPU (affine_grid itself: 4x slower)."""
+    t = theta[..., None, None]  # [N, 2, 3, 1, 1]
+    per_row = torch.addcmul(t[:, :, 2], t[:, :, 1], pixel_centres(h, theta.device)[:, None])  # [N, 2, h, 1]
+    return (t[:, :, 0] * pixel_centres(w, theta.device) + per_row).permute(0, 2, 3, 1)
+
+
+@functools.cache
+def pixel_centres(size: int, device: torch.device) -> torch.Tensor:
+    """Centres of `size` pixels in grid_sample's [-1, 1] coordinates (align_corners=False)."""
+    return (torch.arange(size, device=device) * 2 + 1) / size - 1
+
+
+@functools.cache
+def gray_and_identity(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ITU-R 601 luma weights (as torchvision's rgb_to_grayscale) and the 3x3 identity."""
+    return torch.tensor([0.299, 0.587, 0.114], device=device), torch.eye(3, device=device)
+
+
+def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
+                 saturation: torch.Tensor) -> torch.Tensor:
+    """Brightness, then contrast (towards the image's mean grey), then saturation (towards each
+    pixel's grey), factors [N]; no clamping. The three are linear in a pixel's RGB, so they
+    compose into one 3x3 matrix and offset per image, applied in one batched matmul:
+        out = b*c * (s*x + (1-s) * grey(x)) + (1-c) * b * mean(grey(x))
+    """
+    n, ch, h, w = x.shape
+    gray, identity = gray_and_identity(x.device)
+    b, c, s = (f.view(n, 1, 1) for f in (brightness, contrast, saturation))
+    matrix = torch.lerp(gray.expand(3, 3), identity, s) * (b * c)  # rows: output channels
+    offset = ((1 - c) * b) * (x.mean(dim=(2, 3)) @ gray).view(n, 1, 1)
+    return torch.baddbmm(offset.expand(n, ch, 1), matrix, x.reshape(n, ch, h * w)).view(n, ch, h, w)
 
 
 class EarlyStopping(Regularizer):

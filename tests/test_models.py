@@ -1,8 +1,9 @@
 """Stacked-seed networks: shapes, per-seed independence, dropout/BN placement."""
+import pytest
 import torch
 from torch import nn
 
-from bench.models import DropoutNet, MLP, SeedBatchNorm, build_model, init_per_seed, weights
+from bench.models import DropoutNet, MLP, SeedBatchNorm, build_model, init_per_seed, loss_per_seed, weights
 
 
 def gens(*seeds):
@@ -80,3 +81,25 @@ def test_weights_are_the_matrices_and_kernels_only():
     ids = {id(w) for w in weights(model)}
     names = [n for n, p in model.named_parameters() if id(p) in ids]
     assert names == ["features.0.0.weight", "features.1.0.weight", "head.0.weight", "head.3.weight"]
+
+
+@pytest.mark.parametrize("depth,dropout,bn", [(2, 0.0, None), (1, 0.0, None), (3, 0.3, None), (2, 0.0, 0.1),
+                                              (3, 0.5, 0.1)])
+def test_mlp_train_step_gives_autograd_gradients_losses_and_bn_statistics(depth, dropout, bn):
+    by_hand, ref = (MLP(3, 10, 16, depth, dropout=dropout, batchnorm_momentum=bn) for _ in range(2))
+    init_per_seed(by_hand, gens(0, 1, 2))
+    ref.load_state_dict(by_hand.state_dict())
+    x, y = torch.randn(3, 25, 10), torch.randn(3, 25)
+    torch.manual_seed(7)  # the same dropout draws in both
+    losses = by_hand.train_step(x, y)
+    torch.manual_seed(7)
+    ref_losses = loss_per_seed("mlp", ref(x), y)
+    ref_losses.sum().backward()
+    torch.testing.assert_close(losses, ref_losses.detach())
+    for (name, p), q in zip(by_hand.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for a, b in zip(by_hand.buffers(), ref.buffers()):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(7)
+    by_hand.train_step(x, y)  # again: gradients are overwritten, not accumulated
+    torch.testing.assert_close(by_hand.net[0].weight.grad, ref.net[0].weight.grad, rtol=1e-4, atol=1e-6)

@@ -3,11 +3,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.config import AugmentConfig, EarlyStoppingConfig, L1Config, LRPlateauConfig
 from bench.data import load_task_data
 from bench.models import MLP, weights
-from bench.regularizers import EarlyStopping, EpochState, L1, LRPlateau, augment_images
+from bench.regularizers import EarlyStopping, EpochState, L1, LRPlateau, affine_grid, augment_images, color_jitter
 from bench.train import evaluate, model_inputs, train_seeds
 from tests.conftest import make_config
 
@@ -119,3 +120,23 @@ def test_augmentation_is_training_only():
     noisy = model_inputs(x, "mlp", aug)
     assert noisy.shape == x.shape and not torch.equal(noisy, x)
     assert (noisy - x).std().item() == pytest.approx(cfg.technique.augment.input_noise, rel=0.1)
+
+
+def test_affine_grid_is_torchs():
+    theta = torch.randn(5, 2, 3)
+    torch.testing.assert_close(affine_grid(theta, 6, 9), F.affine_grid(theta, [5, 3, 6, 9], align_corners=False))
+
+
+def test_color_jitter_is_brightness_then_contrast_then_saturation():
+    torch.manual_seed(2)
+    x = torch.rand(4, 3, 8, 8)
+    b, c, s = torch.rand(3, 4) + 0.5
+
+    def gray(t):
+        return 0.299 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3]
+
+    ref = x * b.view(4, 1, 1, 1)
+    mean = gray(ref).mean(dim=(2, 3), keepdim=True)
+    ref = (ref - mean) * c.view(4, 1, 1, 1) + mean
+    ref = (ref - gray(ref)) * s.view(4, 1, 1, 1) + gray(ref)
+    torch.testing.assert_close(color_jitter(x, b, c, s), ref)
