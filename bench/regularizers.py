@@ -4,7 +4,7 @@ Hook points (the trainer calls them in this order):
   model_kwargs()      model construction   dropout, batchnorm
   optimizer_kwargs()  optimizer            l2 / adamw (weight decay)
   transform(x)        each training batch  augment
-  penalty(model)      added to the loss    l1
+  add_penalty_grad(m) after backward       l1 (adds the penalty's gradient to the weights' .grad)
   end_epoch(state)    after validation     early_stopping, lr_plateau
   finish(state)       after the last epoch early_stopping (restore best weights)
 
@@ -49,8 +49,8 @@ class Regularizer:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def penalty(self, model: nn.Module) -> torch.Tensor | None:
-        return None
+    def add_penalty_grad(self, model: nn.Module) -> None:
+        pass
 
     def end_epoch(self, state: EpochState) -> None:
         pass
@@ -70,14 +70,20 @@ class L2(Regularizer):
 
 
 class L1(Regularizer):
-    """strength * sum |w| over weight matrices and kernels (biases excluded), per seed."""
+    """Penalty strength * sum |w| over weight matrices and kernels (biases excluded), per seed.
 
-    def __init__(self, cfg: C.L1Config, n_seeds: int, **_):
-        self.strength, self.n_seeds = cfg.strength, n_seeds
+    Its gradient strength * sign(w) (what autograd gives for |w|, 0 at 0) is added straight
+    to the weights' gradients: same update as adding the penalty to the loss, without a
+    second autograd pass (which cost the small MLP 0.3 ms a step).
+    """
 
-    def penalty(self, model: nn.Module) -> torch.Tensor:
-        S = self.n_seeds
-        return self.strength * sum(w.abs().reshape(S, -1).sum(1) for w in weights(model))
+    def __init__(self, cfg: C.L1Config, **_):
+        self.strength = cfg.strength
+
+    def add_penalty_grad(self, model: nn.Module) -> None:
+        with torch.no_grad():
+            for w in weights(model):
+                w.grad.add_(w.sign(), alpha=self.strength)
 
 
 class Dropout(Regularizer):

@@ -80,7 +80,7 @@ class SeedAdam:
     per-seed rate lets LR schedules and early stopping act on each seed separately. All
     parameters and gradients are re-homed as views of one flat buffer each, so a step is one
     call of torch's fused Adam kernel (what `Adam(fused=True)` runs) over the whole buffer,
-    or, once seeds' rates differ, one call per seed over its block of every parameter. (The
+    or, once seeds' rates differ, one call per distinct rate over those seeds' blocks. (The
     MLP is launch-bound: 12 element-wise kernels cost it ~120 µs a step, one fused call ~15 µs.)
     """
 
@@ -110,11 +110,22 @@ class SeedAdam:
                 for buffer, blocks in zip(buffers, self.blocks[s]):
                     blocks.append(buffer[offset + s * n : offset + (s + 1) * n])
             offset += p.numel()
-        self.rates: list[float] = []
+        self.calls: list = []  # (rate, tensors) per fused call of a step, set by set_rates
 
     def set_rates(self, lr: torch.Tensor) -> None:
-        """Each seed's learning rate for the coming steps (0 freezes a seed). One host read."""
-        self.rates = lr.tolist()
+        """Each seed's learning rate for the coming steps (one host read). Seeds sharing a rate are
+        stepped together, all of them in one call over the flat buffers when all rates are equal;
+        a seed at rate 0 (stopped early, diverged) is not stepped at all."""
+        rates = lr.tolist()
+        if len(set(rates)) == 1 and rates[0]:
+            self.calls = [(rates[0], ([self.flat], [self.grad], [self.m], [self.v]))]
+            return
+        by_rate: dict[float, tuple[list, ...]] = {}
+        for rate, blocks in zip(rates, self.blocks):
+            if rate:
+                for group, seed_blocks in zip(by_rate.setdefault(rate, ([], [], [], [])), blocks):
+                    group.extend(seed_blocks)
+        self.calls = list(by_rate.items())
 
     def zero_grad(self) -> None:
         self.grad.zero_()
@@ -122,11 +133,8 @@ class SeedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
-        if len(set(self.rates)) == 1:  # the usual case: one call over all the numbers
-            self.fused_step([self.flat], [self.grad], [self.m], [self.v], [], [self.t], lr=self.rates[0], **self.hyper)
-            return
-        for (params, grads, m, v), lr in zip(self.blocks, self.rates):
-            self.fused_step(params, grads, m, v, [], [self.t] * len(params), lr=lr, **self.hyper)
+        for rate, (params, grads, m, v) in self.calls:
+            self.fused_step(params, grads, m, v, [], [self.t] * len(params), lr=rate, **self.hyper)
 
 
 def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -246,7 +254,7 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     """One pass over the training set, each seed in its own random order. Returns each seed's mean
     training loss (train mode, without penalty) as a tensor: no host sync inside the loop."""
     task, n = tr.task, len(train.y)
-    transforms, penalties = tr.hooked("transform"), tr.hooked("penalty")
+    transforms, penalties = tr.hooked("transform"), tr.hooked("add_penalty_grad")
     tr.model.train()
     tr.opt.set_rates(lr)
     perms = torch.stack([torch.randperm(n, generator=g) for g in tr.gens]).to(tr.device)
@@ -260,8 +268,8 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
                 out = tr.model(x).float()
             losses = loss_per_seed(task.name, out, y)
             losses.sum().backward()
-        for reg in penalties:  # added to the gradients by autograd on the weights alone
-            reg.penalty(tr.model).sum().backward()
+        for reg in penalties:
+            reg.add_penalty_grad(tr.model)
         tr.opt.step()
         running.add_(losses.detach(), alpha=y.shape[1])
     return running / n

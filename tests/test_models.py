@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import DropoutNet, MLP, SeedBatchNorm, build_model, init_per_seed, loss_per_seed, weights
+from bench.models import (DropoutNet, MLP, SeedBatchNorm, SeedDropout, build_model, dropout_mask, init_per_seed,
+                          loss_per_seed, weights)
 
 
 def gens(*seeds):
@@ -50,10 +51,10 @@ def test_stacked_seeds_compute_what_each_network_computes_alone():
 
 def test_dropout_and_batchnorm_are_placed_only_when_asked():
     plain = build_model("mlp", 1)
-    assert not any(isinstance(m, (nn.Dropout, SeedBatchNorm)) for m in plain.modules())
+    assert not any(isinstance(m, (SeedDropout, SeedBatchNorm)) for m in plain.modules())
     both = build_model("mlp", 1, dropout=0.5, batchnorm_momentum=0.1)
     kinds = [type(m).__name__ for m in both.net]
-    assert kinds[:4] == ["SeedLinear", "SeedBatchNorm", "ReLU", "Dropout"]  # BN before the activation
+    assert kinds[:4] == ["SeedLinear", "SeedBatchNorm", "ReLU", "SeedDropout"]  # BN before the activation
     cnn = build_model("cifar", 1, width=4, dropout=0.5, dropout_conv=0.2, batchnorm_momentum=0.1)
     assert sum(isinstance(m, nn.Dropout2d) for m in cnn.modules()) == 2
     assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 2
@@ -103,3 +104,11 @@ def test_mlp_train_step_gives_autograd_gradients_losses_and_bn_statistics(depth,
     torch.manual_seed(7)
     by_hand.train_step(x, y)  # again: gradients are overwritten, not accumulated
     torch.testing.assert_close(by_hand.net[0].weight.grad, ref.net[0].weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_mask_drops_a_fraction_p_and_keeps_the_mean():
+    torch.manual_seed(0)
+    mask = dropout_mask(torch.empty(200_000), 0.3)
+    assert mask.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert (mask == 0).float().mean().item() == pytest.approx(0.3, abs=0.005)
+    assert mask.mean().item() == pytest.approx(1.0, abs=0.01)

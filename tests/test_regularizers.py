@@ -30,14 +30,17 @@ def test_l2_and_l1_shrink_weights_compared_with_no_regularization():
     assert l1["frac_weights_below_1e-3"] > 5 * base["frac_weights_below_1e-3"]
 
 
-def test_l1_penalty_is_strength_times_abs_sum_of_weights_not_biases():
+def test_l1_adds_the_gradient_of_strength_times_abs_sum_of_weights_not_biases():
     model = MLP(2, 10, 20, 2)
-    expected = torch.stack([sum(w[s].abs().sum() for w in weights(model)) for s in range(2)])
     with torch.no_grad():
-        for m in model.net:
-            if hasattr(m, "bias"):
-                m.bias.fill_(100.0)  # biases must not count
-    torch.testing.assert_close(L1(L1Config(0.01), n_seeds=2).penalty(model), 0.01 * expected)
+        model.net[0].weight[0, 0, :3] = 0.0  # |w| at 0: gradient 0, as autograd has it
+    penalty = 0.01 * sum(w.abs().sum() for w in weights(model))
+    expected = torch.autograd.grad(penalty, list(model.parameters()), allow_unused=True)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    L1(L1Config(0.01)).add_penalty_grad(model)
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, torch.ones_like(p) + (0 if g is None else g))  # biases: untouched
 
 
 def test_dropout_and_batchnorm_change_the_trained_model():

@@ -44,6 +44,32 @@ def test_seed_adam_matches_torch_adam_on_the_article_loop(decoupled):
     torch.testing.assert_close(ours(x[None])[0], ref(x), rtol=1e-4, atol=1e-5)
 
 
+def test_seed_adam_steps_each_seed_at_its_rate_and_leaves_frozen_seeds_untouched():
+    stacked = MLP(3, 4, 8, 1)
+    singles = [MLP(1, 4, 8, 1) for _ in range(3)]
+    for s, single in enumerate(singles):
+        single.load_state_dict({k: v[s : s + 1] for k, v in stacked.state_dict().items()})
+    opt = SeedAdam(stacked.parameters(), 3)
+    opt.set_rates(torch.tensor([1e-2, 0.0, 1e-3]))
+    frozen = [p[1].clone() for p in stacked.parameters()]
+    x, y = torch.randn(3, 10, 4), torch.randn(3, 10)
+    for _ in range(5):
+        opt.zero_grad()
+        ((stacked(x).squeeze(-1) - y) ** 2).mean(1).sum().backward()
+        opt.step()
+    for p, before in zip(stacked.parameters(), frozen):
+        assert torch.equal(p[1], before)
+    assert all(torch.count_nonzero(m) == 0 for m in opt.blocks[1][2])  # not stepped at all: its moments stay 0
+    for s, rate in [(0, 1e-2), (2, 1e-3)]:
+        ref = torch.optim.Adam(singles[s].parameters(), lr=rate)
+        for _ in range(5):
+            ref.zero_grad()
+            ((singles[s](x[s : s + 1]).squeeze(-1) - y[s : s + 1]) ** 2).mean().backward()
+            ref.step()
+        for mine, theirs in zip(stacked.parameters(), singles[s].parameters()):
+            torch.testing.assert_close(mine[s], theirs[0], rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture
 def float64():
     """The same math in float64, so per-seed results must agree to rounding (float32 BN amplifies it)."""
