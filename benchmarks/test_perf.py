@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 
 import pytest
@@ -115,9 +116,12 @@ def test_mlp_vs_article_loop(benchmark, n_seeds):
             train_epoch(tr, data, lr)
 
     article_mlp_loop(data.x, data.y, seeds[:1], 2)  # warm-up
-    t = time.perf_counter()
-    article_mlp_loop(data.x, data.y, seeds, epochs)
-    article_s = time.perf_counter() - t
+    runs = []
+    for _ in range(3):  # the median of 3 runs, as noisy as our side's median of 5 rounds
+        t = time.perf_counter()
+        article_mlp_loop(data.x, data.y, seeds, epochs)
+        runs.append(time.perf_counter() - t)
+    article_s = statistics.median(runs)
     benchmark.pedantic(ours, rounds=5, iterations=1, warmup_rounds=1)
     steps = n_seeds * epochs * 4  # model-steps (4 batches of 25 per epoch)
     ratio = article_s / benchmark.stats.stats.median
