@@ -139,7 +139,7 @@ class SeedAdam:
 
 def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """t[idx] for rows idx [S, B] -> [S, B, ...], by index_select (10x faster than t[idx] on CPU)."""
-    return t.index_select(0, idx.view(-1)).view(*idx.shape, *t.shape[1:])
+    return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
 def model_inputs(x: torch.Tensor, task_name: str, transforms: list[Regularizer] = ()) -> torch.Tensor:

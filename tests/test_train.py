@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from bench.config import ConfigError
-from bench.data import load_task_data
+from bench.data import Split, load_task_data
 from bench.models import MLP
 from bench.results import load_rows
-from bench.train import SeedAdam, pick_device, run_cell, train_seeds
+import bench.train as train_module
+from bench.train import SeedAdam, epoch_batches, pick_device, run_cell, train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -68,6 +69,16 @@ def test_seed_adam_steps_each_seed_at_its_rate_and_leaves_frozen_seeds_untouched
             ref.step()
         for mine, theirs in zip(stacked.parameters(), singles[s].parameters()):
             torch.testing.assert_close(mine[s], theirs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_batches_cover_each_seeds_order_across_chunks(monkeypatch):
+    monkeypatch.setattr(train_module, "CHUNK_SAMPLES", 8)  # several chunks, the last one short
+    data = Split(torch.arange(30.0)[:, None].repeat(1, 3), torch.arange(30.0))
+    perms = torch.stack([torch.randperm(30), torch.randperm(30)])
+    batches = list(epoch_batches(data, perms, 4, "mlp"))
+    assert [y.shape for _, y in batches] == [(2, 4)] * 7 + [(2, 2)]
+    torch.testing.assert_close(torch.cat([y for _, y in batches], dim=1), perms.float())
+    torch.testing.assert_close(torch.cat([x for x, _ in batches], dim=1)[..., 0], perms.float())
 
 
 @pytest.fixture
