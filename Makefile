@@ -4,7 +4,7 @@ PY := .venv/bin/python
 REGBENCH_CIFAR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 export REGBENCH_CIFAR
 PRESET ?= quick
-GRIDS ?= article l2 l1 dropout patience depth train_size
+GRIDS ?= article l2 adamw l1 dropout augment patience depth train_size
 
 .PHONY: install test bench report perf perf-save
 

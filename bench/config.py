@@ -7,6 +7,7 @@ The trainer only ever sees these plain dataclasses, never Hydra.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -29,6 +30,7 @@ class TaskConfig:
 
     name: str = "mlp"
     epochs: int = 300
+    steps: int = 0  # > 0: the budget in optimizer steps; epochs = ceil(steps / batches per epoch) (equal-steps sweeps)
     batch_size: int = 32
     lr: float = 1e-3
     n_train: int = 100
@@ -41,6 +43,8 @@ class TaskConfig:
     targets: str = "teacher"  # teacher: y = f(x) + noise; noise: y is pure noise (the article's toy)
     noise_std: float = 0.5  # label noise; the test-MSE floor is noise_std**2
     data_seed: int = 0
+    resample_data: bool = True  # MLP: each seed draws its own train/val sets from the teacher (test set shared)
+    curve_every: int = 0  # train/test learning-curve points every this many epochs; 0 = epochs // 10 (val: every epoch)
     # CIFAR-10
     source: str = "auto"  # auto | torchvision | folder (a folder or .tar.gz/.tar/.zip in class-folder layout)
     data_path: Optional[str] = None  # where the source lives; CIFAR's default is $REGBENCH_CIFAR
@@ -48,13 +52,28 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         _check(self.name in TASKS, f"unknown task '{self.name}'; valid: {', '.join(TASKS)}")
+        _check(self.steps >= 0, f"task.steps must be >= 0, got {self.steps}")
+        _check(self.curve_every >= 0, f"task.curve_every must be >= 0, got {self.curve_every}")
+        if self.steps:
+            self.epochs = epochs_for_steps(self.steps, self.n_train, self.batch_size)
         for key in ("epochs", "batch_size", "n_train", "n_val", "n_test", "width", "depth", "in_dim"):
             _check(getattr(self, key) >= 1, f"task.{key} must be >= 1, got {getattr(self, key)}")
+        _check(self.batch_size <= self.n_train, f"task.batch_size ({self.batch_size}) must be <= task.n_train ({self.n_train})")
         _check(self.lr > 0, f"task.lr must be > 0, got {self.lr}")
         _check(self.noise_std >= 0, f"task.noise_std must be >= 0, got {self.noise_std}")
         _check(self.targets in ("teacher", "noise"), f"task.targets must be teacher or noise, got '{self.targets}'")
         _check(self.source in ("auto", "torchvision", "folder"),
                f"task.source must be auto, torchvision or folder, got '{self.source}'")
+
+
+def epochs_for_steps(steps: int, n_train: int, batch_size: int) -> int:
+    """Epochs that give at least `steps` optimizer steps at this train size (the last batch may be short)."""
+    return max(1, math.ceil(steps / math.ceil(max(n_train, 1) / max(batch_size, 1))))
+
+
+def patience_epochs(frac: float, epochs: int) -> int:
+    """A patience given as a fraction of the epoch budget, in whole epochs (at least 1)."""
+    return max(1, round(frac * epochs))
 
 
 @dataclass
@@ -69,6 +88,7 @@ class L2Config:
 @dataclass
 class L1Config:
     strength: float = 1e-3  # lambda * sum|w| over weights (not biases) added to the loss
+    proximal: bool = False  # False: subgradient in the gradient; True: soft-threshold after each step (exact zeros)
 
     def __post_init__(self) -> None:
         _check(self.strength >= 0, f"l1.strength must be >= 0, got {self.strength}")
@@ -95,6 +115,7 @@ class BatchNormConfig:
 
 @dataclass
 class AugmentConfig:
+    strength: float = 1.0  # multiplies input_noise, crop_pad, rotate_deg and jitter (the augment sweep's knob)
     input_noise: float = 0.1  # MLP: std of Gaussian noise added to inputs
     crop_pad: int = 4  # CIFAR: random translation of up to this many pixels (pad + crop)
     flip: bool = True  # CIFAR: random horizontal flip
@@ -102,28 +123,30 @@ class AugmentConfig:
     jitter: float = 0.2  # CIFAR: brightness/contrast/saturation factors in [1-j, 1+j]
 
     def __post_init__(self) -> None:
+        _check(self.strength >= 0, f"augment.strength must be >= 0, got {self.strength}")
         _check(self.input_noise >= 0, f"augment.input_noise must be >= 0, got {self.input_noise}")
+        _check(self.rotate_deg >= 0, f"augment.rotate_deg must be >= 0, got {self.rotate_deg}")
         _check(self.crop_pad >= 0, f"augment.crop_pad must be >= 0, got {self.crop_pad}")
         _check(0 <= self.jitter < 1, f"augment.jitter must be in [0, 1), got {self.jitter}")
 
 
 @dataclass
 class EarlyStoppingConfig:
-    patience: int = 15
+    patience_frac: float = 0.1  # stop after this fraction of the epoch budget without improvement
     min_delta: float = 1e-3  # an epoch improves when val loss < best - min_delta
 
     def __post_init__(self) -> None:
-        _check(self.patience >= 1, f"early_stopping.patience must be >= 1, got {self.patience}")
+        _check(0 < self.patience_frac <= 1, f"early_stopping.patience_frac must be in (0, 1], got {self.patience_frac}")
         _check(self.min_delta >= 0, f"early_stopping.min_delta must be >= 0, got {self.min_delta}")
 
 
 @dataclass
 class LRPlateauConfig:
-    patience: int = 5
+    patience_frac: float = 0.05  # halve (factor) after this fraction of the epoch budget without improvement
     factor: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(self.patience >= 1, f"lr_plateau.patience must be >= 1, got {self.patience}")
+        _check(0 < self.patience_frac <= 1, f"lr_plateau.patience_frac must be in (0, 1], got {self.patience_frac}")
         _check(0 < self.factor < 1, f"lr_plateau.factor must be in (0, 1), got {self.factor}")
 
 

@@ -10,7 +10,7 @@ import os
 import pickle
 import tarfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,22 @@ class DataError(RuntimeError):
 
 @dataclass
 class Split:
-    x: torch.Tensor  # MLP: float [N, in_dim]; CIFAR: uint8 [N, 3, 32, 32]
-    y: torch.Tensor  # MLP: float [N]; CIFAR: int64 [N]
+    x: torch.Tensor  # MLP: float [N, in_dim]; CIFAR: uint8 [N, 3, 32, 32]; per_seed: [S, N, ...]
+    y: torch.Tensor  # MLP: float [N]; CIFAR: int64 [N]; per_seed: [S, N]
+    per_seed: bool = False  # each seed has its own samples (MLP with resample_data)
+
+    def __len__(self) -> int:
+        return self.y.shape[-1]
+
+    def head(self, limit: int | None) -> "Split":
+        """The first `limit` samples (of every seed)."""
+        if self.per_seed:
+            return Split(self.x[:, :limit], self.y[:, :limit], True)
+        return Split(self.x[:limit], self.y[:limit])
+
+    def of_seeds(self, first: int, stop: int) -> "Split":
+        """Seeds first..stop-1 of a per-seed split (a shared split is everyone's)."""
+        return Split(self.x[first:stop], self.y[first:stop], True) if self.per_seed else self
 
 
 @dataclass
@@ -47,36 +61,72 @@ class TaskData:
     source: str  # where the data came from, stored in every result row
     noise_floor: float | None = None  # best achievable test MSE (regression only)
 
+    def of_seeds(self, first: int, stop: int) -> "TaskData":
+        return replace(self, train=self.train.of_seeds(first, stop), val=self.val.of_seeds(first, stop))
+
 
 # --------------------------------------------------------------------------- synthetic MLP task
 
 
-def teacher_targets(x: torch.Tensor, width: int, gen: torch.Generator) -> torch.Tensor:
-    """A fixed random 2-hidden-layer ReLU network, outputs scaled to zero mean and unit variance."""
-    h = x
-    for fan_out in (width, width, 1):
-        w = torch.randn(h.shape[1], fan_out, generator=gen) * (2.0 / h.shape[1]) ** 0.5
-        h = h @ w
-        if fan_out != 1:
-            h = h.relu()
-    f = h.squeeze(1)
-    return (f - f.mean()) / f.std()
+class Teacher:
+    """A fixed random 2-hidden-layer ReLU network, outputs scaled to zero mean and unit variance.
+
+    The scaling constants come from a fixed reference sample, so every training set drawn from
+    the same teacher sees the same function."""
+
+    def __init__(self, in_dim: int, width: int, gen: torch.Generator):
+        self.weights = [torch.randn(a, b, generator=gen) * (2.0 / a) ** 0.5
+                        for a, b in ((in_dim, width), (width, width), (width, 1))]
+        f = self.raw(torch.randn(10_000, in_dim, generator=gen))
+        self.mean, self.std = f.mean(), f.std()
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        for i, w in enumerate(self.weights):
+            x = x @ w if i == len(self.weights) - 1 else (x @ w).relu()
+        return x.squeeze(-1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.raw(x) - self.mean) / self.std
 
 
-def make_mlp_data(task: TaskConfig, device: torch.device) -> TaskData:
-    """x ~ N(0, I); y = teacher(x) + N(0, noise_std^2), or pure N(0, 1) noise for targets=noise."""
-    gen = torch.Generator().manual_seed(task.data_seed)
-    n = task.n_train + task.n_val + task.n_test
+def mlp_sample(task: TaskConfig, teacher: Teacher | None, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """n points x ~ N(0, I) with y = teacher(x) + N(0, noise_std^2), or pure N(0, 1) noise without a teacher."""
     x = torch.randn(n, task.in_dim, generator=gen)
-    if task.targets == "teacher":
-        y = teacher_targets(x, 100, gen) + task.noise_std * torch.randn(n, generator=gen)
-        floor, source = task.noise_std**2, f"synthetic teacher, noise_std={task.noise_std}"
+    if teacher is None:
+        return x, torch.randn(n, generator=gen)
+    return x, teacher(x) + task.noise_std * torch.randn(n, generator=gen)
+
+
+def data_generator(task: TaskConfig, seed: int) -> torch.Generator:
+    """Seed `seed`'s own generator for its training and validation sets (independent of data_seed's streams)."""
+    return torch.Generator().manual_seed(1_000_003 * (task.data_seed + 1) + seed)
+
+
+def make_mlp_data(task: TaskConfig, device: torch.device, seeds: list[int] = (0,)) -> TaskData:
+    """The teacher task. The teacher and the test set come from data_seed. With resample_data (default)
+    each seed draws its own train and validation sets, stored per seed as [S, n, in_dim], so the
+    spread over seeds includes the luck of the training sample; otherwise all seeds share one draw."""
+    gen = torch.Generator().manual_seed(task.data_seed)
+    teacher = Teacher(task.in_dim, 100, gen) if task.targets == "teacher" else None
+    test = Split(*(t.to(device) for t in mlp_sample(task, teacher, task.n_test, gen)))
+    n = task.n_train + task.n_val
+    if task.resample_data:
+        draws = [mlp_sample(task, teacher, n, data_generator(task, s)) for s in seeds]
+        x, y = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
     else:
-        y = torch.randn(n, generator=gen)
+        x, y = mlp_sample(task, teacher, n, gen)
+    per_seed = task.resample_data
+    a = task.n_train
+    x, y = x.to(device), y.to(device)
+    if per_seed:
+        train, val = Split(x[:, :a], y[:, :a], True), Split(x[:, a:], y[:, a:], True)
+    else:
+        train, val = Split(x[:a], y[:a]), Split(x[a:], y[a:])
+    if teacher is None:
         floor, source = 1.0, "synthetic pure-noise targets"
-    a, b = task.n_train, task.n_train + task.n_val
-    parts = [Split(x[i:j].to(device), y[i:j].to(device)) for i, j in ((0, a), (a, b), (b, n))]
-    return TaskData(*parts, source=source, noise_floor=floor)
+    else:
+        floor, source = task.noise_std**2, f"synthetic teacher, noise_std={task.noise_std}"
+    return TaskData(train, val, test, source=source, noise_floor=floor)
 
 
 # --------------------------------------------------------------------------- CIFAR-10 readers
@@ -230,8 +280,9 @@ def make_cifar_data(task: TaskConfig, device: torch.device) -> TaskData:
     return TaskData(split(x_tr, y_tr, train_idx), split(x_tr, y_tr, val_idx), split(x_te, y_te, test_idx), source=source)
 
 
-def load_task_data(task: TaskConfig, device: torch.device) -> TaskData:
-    return make_mlp_data(task, device) if task.name == "mlp" else make_cifar_data(task, device)
+def load_task_data(task: TaskConfig, device: torch.device, seeds: list[int] = (0,)) -> TaskData:
+    """The splits for these seeds (the MLP's train/val sets depend on the seed; CIFAR's do not)."""
+    return make_mlp_data(task, device, seeds) if task.name == "mlp" else make_cifar_data(task, device)
 
 
 def normalize_images(x_uint8_or_float: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ Hook points (the trainer calls them in this order):
   optimizer_kwargs()  optimizer            l2 / adamw (weight decay)
   transform(x)        each training batch  augment
   add_penalty_grad(m) after backward       l1 (adds the penalty's gradient to the weights' .grad)
-  end_epoch(state)    after validation     early_stopping, lr_plateau
+  after_step(m, lr)   after optimizer step l1 proximal (soft-threshold of the weights)
+  end_epoch(state)    after validation     early_stopping, lr_plateau (they set uses_validation)
   finish(state)       after the last epoch early_stopping (restore best weights)
 
 To add one: a class here registered in PIECES, a field in config.TechniqueConfig, a
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +41,8 @@ class EpochState:
 class Regularizer:
     """Base class: every hook does nothing."""
 
+    uses_validation = False  # reads the validation loss every epoch, so its validation passes are part of its cost
+
     def model_kwargs(self) -> dict:
         return {}
 
@@ -49,6 +53,9 @@ class Regularizer:
         return x
 
     def add_penalty_grad(self, model: nn.Module) -> None:
+        pass
+
+    def after_step(self, model: nn.Module, lr: torch.Tensor) -> None:
         pass
 
     def end_epoch(self, state: EpochState) -> None:
@@ -85,6 +92,31 @@ class L1(Regularizer):
                 w.grad.add_(w.sign(), alpha=self.strength)
 
 
+class L1Proximal(Regularizer):
+    """The proximal (ISTA) form of the same penalty: after each optimizer step, soft-threshold every
+    weight, w <- sign(w) * max(|w| - lr * strength, 0), with each seed's own learning rate. Unlike the
+    subgradient, which makes weights oscillate around 0 but never land on it, this sets weights to
+    exactly 0 (the prox of lr * strength * |w|, applied after Adam's step on the data loss alone)."""
+
+    def __init__(self, cfg: C.L1Config, n_seeds: int, **_):
+        self.strength, self.n_seeds = cfg.strength, n_seeds
+
+    def after_step(self, model: nn.Module, lr: torch.Tensor) -> None:
+        with torch.no_grad():
+            for w in weights(model):
+                threshold = (lr * self.strength)[seed_of_row(w, self.n_seeds)].view(-1, *[1] * (w.dim() - 1))
+                w.copy_(soft_threshold(w, threshold))
+
+
+def soft_threshold(w: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """sign(w) * max(|w| - threshold, 0): the proximal operator of threshold * |w|."""
+    return w.sign() * (w.abs() - threshold).clamp_min(0)
+
+
+def l1_regularizer(cfg: C.L1Config, **kwargs) -> Regularizer:
+    return L1Proximal(cfg, **kwargs) if cfg.proximal else L1(cfg, **kwargs)
+
+
 class Dropout(Regularizer):
     """Dropout(p) after hidden fully connected activations, Dropout2d(p_conv) after conv blocks."""
 
@@ -115,12 +147,20 @@ class Augment(Regularizer):
     """
 
     def __init__(self, cfg: C.AugmentConfig, task_name: str, **_):
-        self.cfg, self.task_name = cfg, task_name
+        self.cfg, self.task_name = scaled_augment(cfg), task_name
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         if self.task_name == "mlp":
             return x + self.cfg.input_noise * torch.randn_like(x)
         return augment_images(x, self.cfg)
+
+
+def scaled_augment(cfg: C.AugmentConfig) -> C.AugmentConfig:
+    """The settings at cfg.strength: noise, shift, rotation and jitter multiplied by it (shift rounded to whole
+    pixels, jitter kept below 1 so colour factors stay positive)."""
+    s = cfg.strength
+    return C.AugmentConfig(strength=1.0, input_noise=cfg.input_noise * s, crop_pad=round(cfg.crop_pad * s),
+                           flip=cfg.flip and s > 0, rotate_deg=cfg.rotate_deg * s, jitter=min(cfg.jitter * s, 0.9))
 
 
 def augment_images(x: torch.Tensor, cfg: C.AugmentConfig) -> torch.Tensor:
@@ -168,15 +208,19 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
 
 
 class EarlyStopping(Regularizer):
-    """Per seed: stop after `patience` epochs without val improvement > min_delta; restore the best weights.
+    """Per seed: stop after `patience` epochs (patience_frac of the budget) without val improvement > min_delta;
+    restore the best weights.
 
     The best weights are a deep copy (a clone of every tensor), not the article's
     `state_dict().copy()`, which copies the dict but shares the tensors, so its "best"
     weights silently follow training.
     """
 
-    def __init__(self, cfg: C.EarlyStoppingConfig, n_seeds: int, **_):
+    uses_validation = True
+
+    def __init__(self, cfg: C.EarlyStoppingConfig, n_seeds: int, epochs: int, **_):
         self.cfg, self.n_seeds = cfg, n_seeds
+        self.patience = C.patience_epochs(cfg.patience_frac, epochs)
         self.best = torch.full((n_seeds,), math.inf)
         self.bad_epochs = torch.zeros(n_seeds, dtype=torch.long)
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -195,7 +239,7 @@ class EarlyStopping(Regularizer):
             if t.dim() > 0:  # skip scalar counters such as num_batches_tracked
                 rows = mask[seed_of_row(t, S)]
                 self.best_state[k][rows] = t[rows]
-        stop = state.active & (self.bad_epochs >= self.cfg.patience).to(state.active.device)
+        stop = state.active & (self.bad_epochs >= self.patience).to(state.active.device)
         state.stop_epoch[stop] = state.epoch
         state.active &= ~stop
 
@@ -206,10 +250,13 @@ class EarlyStopping(Regularizer):
 
 class LRPlateau(Regularizer):
     """Per seed, torch's ReduceLROnPlateau(mode='min', threshold=1e-4 relative): lr *= factor after
-    more than `patience` epochs without improvement."""
+    more than `patience` epochs (patience_frac of the budget) without improvement."""
 
-    def __init__(self, cfg: C.LRPlateauConfig, n_seeds: int, **_):
+    uses_validation = True
+
+    def __init__(self, cfg: C.LRPlateauConfig, n_seeds: int, epochs: int, **_):
         self.cfg = cfg
+        self.patience = C.patience_epochs(cfg.patience_frac, epochs)
         self.best = torch.full((n_seeds,), math.inf)
         self.bad_epochs = torch.zeros(n_seeds, dtype=torch.long)
 
@@ -218,14 +265,14 @@ class LRPlateau(Regularizer):
         improved = val < self.best * (1 - 1e-4)
         self.best = torch.where(improved, val, self.best)
         self.bad_epochs = torch.where(improved, 0, self.bad_epochs + 1)
-        reduce = self.bad_epochs > self.cfg.patience
+        reduce = self.bad_epochs > self.patience
         state.lr[reduce.to(state.lr.device)] *= self.cfg.factor
         self.bad_epochs[reduce] = 0
 
 
-PIECES: dict[str, type[Regularizer]] = {
+PIECES: dict[str, Callable[..., Regularizer]] = {  # config piece -> its regularizer
     "l2": L2,
-    "l1": L1,
+    "l1": l1_regularizer,
     "dropout": Dropout,
     "batchnorm": BatchNorm,
     "augment": Augment,
@@ -235,6 +282,6 @@ PIECES: dict[str, type[Regularizer]] = {
 assert tuple(PIECES) == C.PIECES, "every config piece needs a regularizer class, in the same order"
 
 
-def build_regularizers(technique: C.TechniqueConfig, task_name: str, n_seeds: int) -> list[Regularizer]:
-    return [PIECES[name](getattr(technique, name), n_seeds=n_seeds, task_name=task_name)
+def build_regularizers(technique: C.TechniqueConfig, task: C.TaskConfig, n_seeds: int) -> list[Regularizer]:
+    return [PIECES[name](getattr(technique, name), n_seeds=n_seeds, task_name=task.name, epochs=task.epochs)
             for name in technique.pieces()]

@@ -27,7 +27,7 @@ from bench.regularizers import EpochState, Regularizer, build_regularizers
 
 EVAL_BATCH = 1000
 CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time (see epoch_batches)
-CURVE_MAX = 1000  # per-epoch train and test losses (eval mode) use at most this many samples; finals use all
+CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
 
 
@@ -137,8 +137,13 @@ class SeedAdam:
             self.fused_step(params, grads, m, v, [], [self.t] * len(params), lr=rate, **self.hyper)
 
 
-def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """t[idx] for rows idx [S, B] -> [S, B, ...], by index_select (10x faster than t[idx] on CPU)."""
+def gather(t: torch.Tensor, idx: torch.Tensor, per_seed: bool = False) -> torch.Tensor:
+    """Seed s's samples idx[s] of t [N, ...] (or of its own t[s] when per_seed, t [S, N, ...]) -> [S, B, ...],
+    by index_select (10x faster than t[idx] on CPU)."""
+    if per_seed:
+        S, n = t.shape[:2]
+        idx = idx + torch.arange(S, device=idx.device)[:, None] * n
+        t = t.flatten(0, 1)
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
@@ -152,22 +157,25 @@ def model_inputs(x: torch.Tensor, task_name: str, transforms: list[Regularizer] 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, task_name: str, n_seeds: int,
+def evaluate(model: nn.Module, split: Split, task_name: str, n_seeds: int,
              amp=nullcontext) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Eval-mode mean loss (no penalty) and accuracy of every seed on the same samples. Returns [S], [S]|None."""
+    """Eval-mode mean loss (no penalty) and accuracy of every seed on its samples of the split (shared
+    samples unless split.per_seed). Returns [S], [S]|None."""
     model.eval()
-    loss_sum = torch.zeros(n_seeds, device=x_all.device)
-    correct = torch.zeros(n_seeds, device=x_all.device)
-    for i in range(0, len(y_all), EVAL_BATCH):
-        x, y = x_all[i : i + EVAL_BATCH], y_all[i : i + EVAL_BATCH]
-        x = model_inputs(x.unsqueeze(0).expand(n_seeds, *x.shape), task_name)
+    device = split.y.device
+    loss_sum, correct = torch.zeros(n_seeds, device=device), torch.zeros(n_seeds, device=device)
+    for i in range(0, len(split), EVAL_BATCH):
+        if split.per_seed:
+            x, y = split.x[:, i : i + EVAL_BATCH], split.y[:, i : i + EVAL_BATCH]
+        else:
+            x, y = split.x[i : i + EVAL_BATCH], split.y[i : i + EVAL_BATCH]
+            x, y = x.expand(n_seeds, *x.shape), y.expand(n_seeds, *y.shape)
         with amp():
-            out = model(x).float()
-        ys = y.unsqueeze(0).expand(n_seeds, *y.shape)
-        loss_sum += loss_per_seed(task_name, out, ys) * len(y)
+            out = model(model_inputs(x, task_name)).float()
+        loss_sum += loss_per_seed(task_name, out, y) * y.shape[1]
         if task_name == "cifar":
-            correct += (out.argmax(-1) == ys).float().sum(1)
-    n = len(y_all)
+            correct += (out.argmax(-1) == y).float().sum(1)
+    n = len(split)
     return loss_sum / n, (correct / n if task_name == "cifar" else None)
 
 
@@ -221,7 +229,7 @@ def make_trainer(task: TaskConfig, technique: TechniqueConfig, seeds: list[int],
     S = len(seeds)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     torch.manual_seed(hash(tuple(seeds)) % 2**31)  # dropout masks and augmentation draws
-    regs = build_regularizers(technique, task.name, S)
+    regs = build_regularizers(technique, task, S)
     model_kwargs = {k: v for r in regs for k, v in r.model_kwargs().items()}
     opt_kwargs = {k: v for r in regs for k, v in r.optimizer_kwargs().items()}
     model = build_model(task.name, S, in_dim=task.in_dim, width=task.width, depth=task.depth, **model_kwargs)
@@ -245,7 +253,8 @@ def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task_name:
     per_chunk = batch_size * max(1, CHUNK_SAMPLES // batch_size)
     for start in range(0, perms.shape[1], per_chunk):
         idx = perms[:, start : start + per_chunk]
-        xs, ys = model_inputs(gather(train.x, idx), task_name, transforms), gather(train.y, idx)
+        xs = model_inputs(gather(train.x, idx, train.per_seed), task_name, transforms)
+        ys = gather(train.y, idx, train.per_seed)
         for i in range(0, idx.shape[1], batch_size):
             yield xs[:, i : i + batch_size], ys[:, i : i + batch_size]
 
@@ -253,8 +262,8 @@ def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task_name:
 def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     """One pass over the training set, each seed in its own random order. Returns each seed's mean
     training loss (train mode, without penalty) as a tensor: no host sync inside the loop."""
-    task, n = tr.task, len(train.y)
-    transforms, penalties = tr.hooked("transform"), tr.hooked("add_penalty_grad")
+    task, n = tr.task, len(train)
+    transforms, penalties, after_step = tr.hooked("transform"), tr.hooked("add_penalty_grad"), tr.hooked("after_step")
     tr.model.train()
     tr.opt.set_rates(lr)
     perms = torch.stack([torch.randperm(n, generator=g) for g in tr.gens]).to(tr.device)
@@ -271,116 +280,157 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
         for reg in penalties:
             reg.add_penalty_grad(tr.model)
         tr.opt.step()
+        for reg in after_step:
+            reg.after_step(tr.model, lr)
         running.add_(losses.detach(), alpha=y.shape[1])
     return running / n
 
 
 def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], data: TaskData,
                 device: torch.device, progress: bool = False, autograd: bool = False) -> list[dict]:
-    """Train one cell for all `seeds` at once; return one metrics dict per seed."""
-    tr = make_trainer(task, technique, seeds, device, autograd)
-    S, model, amp = tr.n_seeds, tr.model, tr.amp
+    """Train one cell for all `seeds` at once; return one metrics dict per seed.
 
-    def losses_on(split: Split, limit: int | None = None) -> torch.Tensor:
-        return evaluate(model, split.x[:limit], split.y[:limit], task.name, S, amp)[0]
+    Every epoch: the training steps, then the validation pass (early stopping, the LR schedule and
+    best-epoch selection read it), then the epoch-end hooks; every `curve_every` epochs and at the
+    end also a learning-curve point on at most CURVE_MAX train and test samples. Each part is timed
+    on its own, so a technique is charged only for what it uses."""
+    tr = make_trainer(task, technique, seeds, device, autograd)
+    S, model = tr.n_seeds, tr.model
+
+    def measure(split: Split, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return evaluate(model, split.head(limit), task.name, S, tr.amp)
 
     state = EpochState(model, 0, torch.zeros(S, device=device), torch.full((S,), task.lr, device=device),
                        torch.ones(S, dtype=torch.bool, device=device), torch.full((S,), -1, device=device))
     diverged_epoch = torch.full((S,), -1, device=device)
-    initial_val = losses_on(data.val)
+    initial_val = measure(data.val)[0]
+    curve_every = task.curve_every or max(1, task.epochs // 10)
     history: list[dict] = []
-    epoch_seconds: list[float] = []  # training steps only, per epoch
-    eval_seconds = hook_seconds = 0.0
-    sync(device)
-    t_start = time.perf_counter()
+    seconds = {"step": [], "val": 0.0, "hooks": 0.0, "curves": 0.0}  # step: per epoch; the rest summed
     bar = tqdm(range(1, task.epochs + 1), desc=f"{task.name}/{technique.name} x{S}", leave=False, disable=not progress)
     for epoch in bar:
-        lr_now = state.lr * state.active
+        sync(device)
         t0 = time.perf_counter()
-        running = train_epoch(tr, data.train, lr_now)
+        running = train_epoch(tr, data.train, state.lr * state.active)
         sync(device)
         t1 = time.perf_counter()
-        train_loss, test_loss = losses_on(data.train, CURVE_MAX), losses_on(data.test, CURVE_MAX)
-        val_loss = losses_on(data.val)
+        val_loss, val_acc = measure(data.val)
         sync(device)
-        epoch_seconds.append(t1 - t0)
-        eval_seconds += time.perf_counter() - t1
-
+        t2 = time.perf_counter()
+        record = {"epoch": epoch, "lr": _seed_list(state.lr), "train_s": (t1 - t0) / S,
+                  "train_loss_running": _seed_list(running), "val_loss": _seed_list(val_loss),
+                  "val_acc": _seed_list(val_acc) if val_acc is not None else None}
         state.epoch, state.val_loss = epoch, val_loss
         finite = torch.isfinite(running) & torch.isfinite(val_loss)
         blew_up = state.active & ~(finite & (val_loss < DIVERGENCE_FACTOR * initial_val))
         diverged_epoch[blew_up] = epoch
         state.active &= ~blew_up
-        history.append({"epoch": epoch, "train_loss_running": _seed_list(running),
-                        "train_loss": _seed_list(train_loss), "val_loss": _seed_list(val_loss),
-                        "test_loss": _seed_list(test_loss), "lr": _seed_list(lr_now), "train_s": t1 - t0})
-        t2 = time.perf_counter()
         for reg in tr.regs:
             reg.end_epoch(state)
         sync(device)
-        hook_seconds += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        done = epoch == task.epochs or not state.active.any()
+        if epoch % curve_every == 0 or done:
+            record.update(curve_point(measure, data))
+        history.append(record)
+        seconds["step"].append(t1 - t0)
+        seconds["val"] += t2 - t1
+        seconds["hooks"] += t3 - t2
+        seconds["curves"] += time.perf_counter() - t3
         bar.set_postfix(val=f"{val_loss.nanmean().item():.4g}")
-        if not state.active.any():
+        if done:
             break
     for reg in tr.regs:
         reg.finish(state)
-    sync(device)
-    timing = {"total": time.perf_counter() - t_start, "step": statistics.median(epoch_seconds),
-              "eval": eval_seconds / len(history), "hooks": hook_seconds / len(history)}
-    return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, timing, seeds)
+    return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, seconds, seeds)
+
+
+def curve_point(measure, data: TaskData) -> dict:
+    """Eval-mode train and test loss (and accuracy) on at most CURVE_MAX samples, per seed."""
+    point = {}
+    for name in ("train", "test"):
+        loss, acc = measure(getattr(data, name), CURVE_MAX)
+        point[f"{name}_loss"] = _seed_list(loss)
+        if acc is not None:
+            point[f"{name}_acc"] = _seed_list(acc)
+    return point
+
+
+def final_metrics(tr: Trainer, data: TaskData) -> dict[str, torch.Tensor]:
+    """Eval-mode loss (and accuracy) on the full splits, the gap test - train loss (and train - test accuracy)."""
+    finals = {}
+    for name in ("train", "val", "test"):
+        loss, acc = evaluate(tr.model, getattr(data, name), tr.task.name, tr.n_seeds, tr.amp)
+        finals[f"{name}_loss"] = loss
+        if acc is not None:
+            finals[f"{name}_acc"] = acc
+    finals["gap"] = finals["test_loss"] - finals["train_loss"]
+    if "test_acc" in finals:
+        finals["acc_gap"] = finals["train_acc"] - finals["test_acc"]
+    return finals
+
+
+def seed_history(history: list[dict], s: int, epochs: int) -> list[dict]:
+    """Seed s's view of the stacked history, up to the epoch it stopped training."""
+    return [{k: (v[s] if isinstance(v, list) else v) for k, v in h.items()} for h in history[:epochs]]
 
 
 def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch: torch.Tensor, history: list[dict],
-                  initial_val: torch.Tensor, timing: dict, seeds: list[int]) -> list[dict]:
-    """Final (eval-mode, full splits) and best-epoch metrics, timing and weight statistics of each seed."""
-    S, task, n = tr.n_seeds, tr.task, len(data.train.y)
-    finals = {}
-    for split_name in ("train", "val", "test"):
-        split = getattr(data, split_name)
-        loss, acc = evaluate(tr.model, split.x, split.y, task.name, S, tr.amp)
-        finals[f"{split_name}_loss"] = loss
-        if acc is not None:
-            finals[f"{split_name}_acc"] = acc
+                  initial_val: torch.Tensor, seconds: dict, seeds: list[int]) -> list[dict]:
+    """Final (eval-mode, full splits) metrics, best epoch, timing and weight statistics of each seed.
+
+    Timing is the stacked run's, shared equally by its S seeds: the report takes per-epoch cost once
+    per run (cell_run_id), never once per seed."""
+    S, task = tr.n_seeds, tr.task
+    finals = final_metrics(tr, data)
     stats = weight_stats(tr.model, S)
     mem, mem_kind = peak_memory_mb(tr.device)
     n_params = sum(p.numel() for p in tr.model.parameters()) // S
-    epochs_run = len(history)
-
+    epochs_total = len(history)
+    step = torch.tensor(seconds["step"])
+    q1, median, q3 = (float(v) for v in step.quantile(torch.tensor([0.25, 0.5, 0.75])))
+    val_s, hook_s = seconds["val"] / epochs_total / S, seconds["hooks"] / epochs_total / S
+    uses_validation = any(r.uses_validation for r in tr.regs)
     rows = []
     for s, seed in enumerate(seeds):
-        per_epoch = [{k: (v[s] if isinstance(v, list) else v) for k, v in h.items()} for h in history]
-        val_curve = [h["val_loss"] for h in per_epoch]
-        best = min(range(epochs_run), key=lambda e: val_curve[e] if math.isfinite(val_curve[e]) else math.inf)
-        final = {k: float(v[s]) for k, v in finals.items()}
-        final["gap"] = final["test_loss"] - final["train_loss"]
-        at_best = {k: per_epoch[best][k] for k in ("train_loss", "val_loss", "test_loss")}
-        at_best["gap"] = at_best["test_loss"] - at_best["train_loss"]
-        seed_epochs = int(state.stop_epoch[s]) if state.stop_epoch[s] > 0 else epochs_run
+        epochs = epochs_total
+        if state.stop_epoch[s] > 0:
+            epochs = int(state.stop_epoch[s])
         if diverged_epoch[s] > 0:
-            seed_epochs = int(diverged_epoch[s])
+            epochs = int(diverged_epoch[s])
+        per_epoch = seed_history(history, s, epochs)
+        val_curve = [h["val_loss"] if math.isfinite(h["val_loss"]) else math.inf for h in per_epoch]
+        lrs = [h["lr"] for h in per_epoch]
+        train_seconds = sum(h["train_s"] for h in per_epoch)
         rows.append({
             "seed": seed,
             "status": "diverged" if diverged_epoch[s] > 0 else "ok",
             "diverged_epoch": int(diverged_epoch[s]) if diverged_epoch[s] > 0 else None,
-            "final": final,
-            "best_epoch": per_epoch[best]["epoch"],
-            "at_best_epoch": at_best,
-            "epochs_run": seed_epochs,
+            "final": {k: float(v[s]) for k, v in finals.items()},
+            "best_epoch": per_epoch[val_curve.index(min(val_curve))]["epoch"],
+            "epochs_run": epochs,
+            "max_epochs": task.epochs,
             "stopped_early": bool(state.stop_epoch[s] > 0),
+            "lr_reductions": sum(b < a for a, b in zip(lrs, lrs[1:])),
+            "uses_validation": uses_validation,
             "history": per_epoch,
+            "train_seconds": train_seconds,
+            "val_seconds_per_epoch": val_s,
+            "hook_seconds_per_epoch": hook_s,
+            "curve_seconds_per_epoch": seconds["curves"] / epochs_total / S,  # measurement only, charged to none
+            "seconds_to_result": train_seconds + epochs * (hook_s + (val_s if uses_validation else 0.0)),
             "n_seeds_stacked": S,
-            "train_seconds_per_epoch": timing["step"] / S,  # median epoch, shared by the S stacked seeds
-            "eval_seconds_per_epoch": timing["eval"] / S,  # measurement passes, same for every technique
-            "hook_seconds_per_epoch": timing["hooks"] / S,  # epoch-end regularizer work (snapshots, ...)
+            "epoch_seconds_median": median,  # the whole stack's training steps per epoch
+            "epoch_seconds_iqr": q3 - q1,
+            "samples_per_s": len(data.train) * S / median,
             "initial_val_loss": float(initial_val[s]),
-            "wall_seconds": timing["total"] / S * seed_epochs / epochs_run,
-            "samples_per_s": n * S / timing["step"],
             "peak_memory_mb": mem,
             "peak_memory_kind": mem_kind,
             "n_params": n_params,
             **{k: float(v[s]) for k, v in stats.items()},
             "noise_floor": data.noise_floor,
             "data_source": data.source,
+            "data_resampled": data.train.per_seed,
         })
     return rows
 
@@ -392,7 +442,7 @@ def run_cell(cfg: Config) -> dict:
     status=failed, so one broken cell never stops a grid.
     """
     from bench.data import load_task_data
-    from bench.results import cell_config, environment, make_row, row_path, write_row
+    from bench.results import cell_config, environment, make_row, row_key, row_path, write_row
 
     device = pick_device(cfg.device)
     cell = cell_config(cfg, device)
@@ -400,16 +450,19 @@ def run_cell(cfg: Config) -> dict:
     skipped = cfg.preset.seeds - len(todo)
     if not todo:
         return {"written": 0, "skipped": skipped}
-    data = load_task_data(cfg.task, device)
     vectorized = use_vectorized(cfg, device)
     groups = [todo] if vectorized else [[s] for s in todo]
     env = environment(device)
+    data = load_task_data(cfg.task, device, todo)
     for seeds in groups:
+        first = todo.index(seeds[0])
         try:
-            metrics = train_seeds(cfg.task, cfg.technique, seeds, data, device, cfg.progress)
+            metrics = train_seeds(cfg.task, cfg.technique, seeds, data.of_seeds(first, first + len(seeds)),
+                                  device, cfg.progress)
         except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
             metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
+        run_id = row_key(cell, seeds)
         for m in metrics:
-            row = make_row(cell, m["seed"], m, env, "vectorized" if vectorized else "sequential")
+            row = make_row(cell, m["seed"], {**m, "cell_run_id": run_id}, env, "vectorized" if vectorized else "sequential")
             write_row(row_path(cfg.results_dir, cell, m["seed"]), row)
     return {"written": len(todo), "skipped": skipped}

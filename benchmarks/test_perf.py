@@ -39,8 +39,8 @@ TECHNIQUES = {
     "early_stopping": TechniqueConfig("early_stopping", early_stopping=EarlyStoppingConfig()),
     "lr_plateau": TechniqueConfig("lr_plateau", lr_plateau=LRPlateauConfig()),
 }
-MLP = TaskConfig(name="mlp", n_train=100, batch_size=25)
-CNN = TaskConfig(name="cifar", n_train=2560, batch_size=128, width=16)  # the quick preset's CNN
+MLP = TaskConfig(name="mlp", n_train=100, batch_size=25, resample_data=False)  # one data set shared by the seeds
+CNN = TaskConfig(name="cifar", n_train=2000, batch_size=128, width=16)  # the quick preset's CNN
 CNN_ARTICLE = TaskConfig(name="cifar", n_train=1280, batch_size=128, width=64)  # the article's DropoutNet
 
 
@@ -177,7 +177,7 @@ def test_cnn_flop_rate(benchmark, task):
 def test_cnn_data_pipeline_share(benchmark, task):
     """Per batch: the trainer's input pipeline (gather + augment + normalize, see epoch_batches) against
     one full training step with augment (pipeline included)."""
-    augment = build_regularizers(TECHNIQUES["augment"], "cifar", 1)
+    augment = build_regularizers(TECHNIQUES["augment"], task, 1)
     train = fake_cifar(task.n_train)
     perms = torch.randperm(task.n_train, device=DEVICE)[None]
     n_batches = math.ceil(task.n_train / task.batch_size)

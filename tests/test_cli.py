@@ -45,7 +45,7 @@ def test_unknown_choices_fail_before_anything_runs(tmp_path, group, name):
     (["technique=dropout", "technique.dropout.p=1.2"], "dropout.p must be in [0, 1), got 1.2"),
     (["technique=l2", "technique.l2.weight_decay=-0.1"], "l2.weight_decay must be >= 0, got -0.1"),
     (["technique=l1", "technique.l1.strength=-1"], "l1.strength must be >= 0, got -1.0"),
-    (["technique=early_stopping", "technique.early_stopping.patience=0"], "early_stopping.patience must be >= 1, got 0"),
+    (["technique=early_stopping", "technique.early_stopping.patience_frac=0"], "early_stopping.patience_frac must be in (0, 1], got 0.0"),
     (["task.n_train=-3"], "task.n_train must be >= 1, got -3"),
     (["task.n_train=0"], "task.n_train must be >= 1, got 0"),
     (["device=gpu7"], "unknown device 'gpu7'; use auto, cpu, cuda or cuda:N"),

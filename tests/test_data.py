@@ -14,14 +14,29 @@ CPU = torch.device("cpu")
 
 
 def test_mlp_data_sizes_and_known_noise_floor():
-    task = TaskConfig(n_train=100, n_val=50, n_test=20000, noise_std=0.5)
+    task = TaskConfig(n_train=100, n_val=50, n_test=20000, noise_std=0.5, resample_data=False)
     data = make_mlp_data(task, CPU)
     assert data.train.x.shape == (100, 10) and data.val.y.shape == (50,) and data.test.x.shape == (20000, 10)
     assert data.noise_floor == 0.25
     # the teacher itself reaches the floor: test targets minus the noise-free teacher output have variance 0.25
-    again = make_mlp_data(TaskConfig(n_train=100, n_val=50, n_test=20000, noise_std=0.0), CPU)
+    again = make_mlp_data(TaskConfig(n_train=100, n_val=50, n_test=20000, noise_std=0.0, resample_data=False), CPU)
     assert torch.var(data.test.y - again.test.y).item() == pytest.approx(0.25, rel=0.05)
     assert torch.equal(make_mlp_data(task, CPU).train.x, data.train.x)  # fixed by data_seed
+
+
+def test_each_seed_draws_its_own_training_set_from_the_same_teacher():
+    task = TaskConfig(n_train=100, n_val=50, n_test=300, noise_std=0.0)  # resample_data is the default
+    data = make_mlp_data(task, CPU, [0, 1, 2])
+    assert data.train.per_seed and data.train.x.shape == (3, 100, 10) and data.val.y.shape == (3, 50)
+    assert not torch.equal(data.train.x[0], data.train.x[1])  # different samples
+    alone = make_mlp_data(task, CPU, [1])  # a seed's draw does not depend on the other seeds
+    assert torch.equal(alone.train.x[0], data.train.x[1]) and torch.equal(alone.val.y[0], data.val.y[1])
+    assert torch.equal(alone.test.x, data.test.x)  # one shared test set
+    # the same teacher labels every draw: a point's noise-free target does not depend on the seed
+    shared = make_mlp_data(TaskConfig(n_train=100, n_val=50, n_test=300, noise_std=0.0, resample_data=False), CPU)
+    assert torch.equal(shared.test.y, data.test.y)
+    both = data.of_seeds(1, 2)
+    assert torch.equal(both.train.x, alone.train.x) and both.test is data.test
 
 
 def test_noise_variant_has_targets_independent_of_inputs():
@@ -116,7 +131,8 @@ def test_torchvision_source_reads_the_pickles_it_finds(tmp_path):
                                        "early_stopping", "lr_plateau", "l2_es", "l2_es_dropout", "recommended", "all"])
 def test_every_technique_trains_one_epoch_on_tiny_cifar(cifar_archive, tmp_path, technique):
     cfg = make_config("task=cifar", f"technique={technique}", f"task.data_path={cifar_archive}",
-                      f"task.cache_dir={tmp_path}", "task.n_train=50", "task.n_val=20", "task.n_test=20", "task.width=4")
+                      f"task.cache_dir={tmp_path}", "task.n_train=50", "task.n_val=20", "task.n_test=20", "task.width=4",
+                      "task.batch_size=16")
     data = make_cifar_data(cfg.task, CPU)
     rows = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU)
     assert [r["status"] for r in rows] == ["ok", "ok"] and rows[0]["epochs_run"] == 1

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from bench.config import AugmentConfig, EarlyStoppingConfig, L1Config, LRPlateauConfig
 from bench.data import load_task_data
 from bench.models import MLP, weights
-from bench.regularizers import EarlyStopping, EpochState, L1, LRPlateau, affine_grid, augment_images, color_jitter
+from bench.regularizers import (L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, affine_grid, augment_images,
+                                color_jitter, scaled_augment, soft_threshold)
 from bench.train import evaluate, model_inputs, train_seeds
 from tests.conftest import make_config
 
@@ -17,7 +18,7 @@ CPU = torch.device("cpu")
 
 def final_rows(*overrides, seeds=(0,)):
     cfg = make_config("task.epochs=60", *overrides)
-    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU), CPU)
+    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU, list(seeds)), CPU)
 
 
 def test_l2_and_l1_shrink_weights_compared_with_no_regularization():
@@ -50,18 +51,18 @@ def test_dropout_and_batchnorm_change_the_trained_model():
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch_exactly():
-    rows = final_rows("technique=early_stopping", "technique.early_stopping.patience=5",
-                      "technique.early_stopping.min_delta=0", "task.epochs=300", seeds=(0, 1))
+    rows = final_rows("technique=early_stopping", "technique.early_stopping.patience_frac=0.02",
+                      "technique.early_stopping.min_delta=0", "task.epochs=300", seeds=(0, 1))  # patience 6
     for row in rows:
         assert row["stopped_early"] and row["epochs_run"] < 300
         best_val = min(h["val_loss"] for h in row["history"])
         assert row["final"]["val_loss"] == best_val  # the restored weights are exactly the best epoch's
-        assert row["epochs_run"] == row["best_epoch"] + 5
+        assert row["epochs_run"] == row["best_epoch"] + 6 == len(row["history"])
 
 
 def test_early_stopping_snapshot_is_a_deep_copy():
     model = MLP(1, 10, 20, 2)
-    es = EarlyStopping(EarlyStoppingConfig(patience=3), n_seeds=1)
+    es = EarlyStopping(EarlyStoppingConfig(patience_frac=0.3), n_seeds=1, epochs=10)
     state = EpochState(model, 1, torch.tensor([1.0]), torch.tensor([1e-3]), torch.tensor([True]), torch.tensor([-1]))
     es.end_epoch(state)
     saved = model.net[0].weight.detach().clone()
@@ -77,7 +78,7 @@ def test_lr_plateau_follows_torch_reduce_lr_on_plateau_per_seed():
     vals = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=5, factor=0.5)
-    ours = LRPlateau(LRPlateauConfig(patience=5, factor=0.5), n_seeds=2)
+    ours = LRPlateau(LRPlateauConfig(patience_frac=0.05, factor=0.5), n_seeds=2, epochs=100)  # patience 5
     state = EpochState(None, 0, torch.zeros(2), torch.ones(2), torch.ones(2, dtype=torch.bool), torch.full((2,), -1))
     for epoch, v in enumerate(vals, 1):
         ref.step(v)
@@ -113,13 +114,13 @@ def test_augmentation_is_training_only():
     cfg = make_config("technique=augment")
     data = load_task_data(cfg.task, CPU)
     model = MLP(1, 10, 100, 2)
-    a = evaluate(model, data.val.x, data.val.y, "mlp", 1)[0]
-    b = evaluate(model, data.val.x, data.val.y, "mlp", 1)[0]
+    a = evaluate(model, data.val, "mlp", 1)[0]
+    b = evaluate(model, data.val, "mlp", 1)[0]
     assert torch.equal(a, b)
     from bench.regularizers import build_regularizers
 
-    aug = build_regularizers(cfg.technique, "mlp", 1)
-    x = data.train.x[None]
+    aug = build_regularizers(cfg.technique, cfg.task, 1)
+    x = data.train.x
     noisy = model_inputs(x, "mlp", aug)
     assert noisy.shape == x.shape and not torch.equal(noisy, x)
     assert (noisy - x).std().item() == pytest.approx(cfg.technique.augment.input_noise, rel=0.1)
@@ -143,3 +144,51 @@ def test_color_jitter_is_brightness_then_contrast_then_saturation():
     ref = (ref - mean) * c.view(4, 1, 1, 1) + mean
     ref = (ref - gray(ref)) * s.view(4, 1, 1, 1) + gray(ref)
     torch.testing.assert_close(color_jitter(x, b, c, s), ref)
+
+
+def test_soft_threshold_is_the_l1_proximal_operator():
+    w = torch.tensor([-2.0, -0.5, -0.1, 0.0, 0.05, 0.3, 1.0])
+    expected = torch.tensor([-1.7, -0.2, 0.0, 0.0, 0.0, 0.0, 0.7])
+    torch.testing.assert_close(soft_threshold(w, torch.tensor(0.3)), expected)
+    # the prox minimizes 0.5 (z - w)^2 + t |z|: no point of a fine grid does better
+    z = torch.linspace(-3, 3, 60001)[:, None]
+    objective = 0.5 * (z - w) ** 2 + 0.3 * z.abs()
+    best = objective.min(0).values
+    at_prox = 0.5 * (expected - w) ** 2 + 0.3 * expected.abs()
+    assert torch.all(at_prox <= best + 1e-6)
+
+
+def test_proximal_l1_thresholds_each_seed_by_its_own_rate_and_yields_exact_zeros():
+    model = MLP(2, 3, 4, 1)
+    before = [w.detach().clone() for w in weights(model)]
+    lr = torch.tensor([0.0, 1.0])  # seed 0 frozen, seed 1 takes a big step
+    L1Proximal(L1Config(strength=0.2, proximal=True), n_seeds=2).after_step(model, lr)
+    for w, w0 in zip(weights(model), before):
+        torch.testing.assert_close(w[0], w0[0], rtol=0, atol=0)
+        torch.testing.assert_close(w[1], soft_threshold(w0[1], torch.tensor(0.2)))
+        assert (w[1] == 0).any()
+
+
+def test_proximal_l1_gives_exact_zeros_in_training_and_the_subgradient_does_not():
+    prox = final_rows("technique=l1_prox", "technique.l1.strength=0.1", "task.epochs=100")[0]
+    sub = final_rows("technique=l1", "technique.l1.strength=0.1", "task.epochs=100")[0]
+    assert prox["frac_weights_zero"] >= 0.10
+    assert sub["frac_weights_zero"] < 0.01
+
+
+def test_augment_strength_scales_every_setting():
+    cfg = AugmentConfig(strength=2.0, input_noise=0.1, crop_pad=4, rotate_deg=10.0, jitter=0.2)
+    s = scaled_augment(cfg)
+    assert (s.input_noise, s.crop_pad, s.rotate_deg, s.jitter) == pytest.approx((0.2, 8, 20.0, 0.4))
+    assert scaled_augment(AugmentConfig(strength=10.0)).jitter < 1
+    off = scaled_augment(AugmentConfig(strength=0.0))
+    assert (off.input_noise, off.crop_pad, off.rotate_deg, off.jitter, off.flip) == (0, 0, 0, 0, False)
+
+
+def test_lr_plateau_reductions_are_counted_in_the_row():
+    rows = final_rows("technique=lr_plateau", "task.epochs=200", seeds=(0, 1))
+    for row in rows:
+        lrs = [h["lr"] for h in row["history"]]
+        assert row["lr_reductions"] == sum(b < a for a, b in zip(lrs, lrs[1:])) >= 1
+        assert row["uses_validation"]
+    assert final_rows("technique=l2")[0]["lr_reductions"] == 0

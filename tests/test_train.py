@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 
 def run(*overrides, seeds=(0,)):
     cfg = make_config(*overrides)
-    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU), CPU)
+    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU, list(seeds)), CPU)
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
@@ -93,7 +93,7 @@ def float64():
 def test_vectorized_seeds_match_sequential_training(technique, float64):
     overrides = [f"technique={technique}", "task.epochs=25"]
     if "es" in technique:
-        overrides += ["technique.early_stopping.patience=3", "task.epochs=80"]  # seeds stop at different epochs
+        overrides += ["technique.early_stopping.patience_frac=0.04", "task.epochs=80"]  # patience 3: seeds stop apart
     together = run(*overrides, seeds=(0, 1, 2))
     for s in range(3):
         alone = run(*overrides, seeds=(s,))[0]
@@ -108,7 +108,7 @@ def test_vectorized_seeds_match_sequential_training(technique, float64):
 @pytest.mark.parametrize("technique", ["none", "batchnorm", "dropout", "l1", "augment", "l2_es"])
 def test_mlp_trained_with_gradients_by_hand_matches_autograd_training(technique, float64):
     cfg = make_config(f"technique={technique}", "task.epochs=15")
-    data = load_task_data(cfg.task, CPU)
+    data = load_task_data(cfg.task, CPU, [0, 1])
     by_hand = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU)
     ref = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU, autograd=True)
     for a, b in zip(by_hand, ref):
@@ -135,21 +135,28 @@ def test_a_diverging_seed_is_recorded_and_the_others_go_on():
 
 
 def test_row_has_every_promised_field(tmp_path):
-    cfg = make_config("technique=l2_es", f"results_dir={tmp_path}", "preset.seeds=2")
+    cfg = make_config("technique=l2_es", f"results_dir={tmp_path}", "preset.seeds=2", "task.epochs=25")
     assert run_cell(cfg) == {"written": 2, "skipped": 0}
     rows = load_rows(tmp_path)
     assert sorted(r["seed"] for r in rows) == [0, 1]
     row = rows[0]
-    assert row["schema_version"] == 1 and row["status"] == "ok"
-    assert row["config"]["technique"]["early_stopping"]["patience"] == 15
+    assert row["schema_version"] == 2 and row["status"] == "ok"
+    assert row["config"]["technique"]["early_stopping"]["patience_frac"] == 0.1
     for key in ("train_loss", "val_loss", "test_loss", "gap"):
-        assert key in row["final"] and key in row["at_best_epoch"]
+        assert key in row["final"]
     assert row["final"]["gap"] == pytest.approx(row["final"]["test_loss"] - row["final"]["train_loss"])
-    for key in ("epochs_run", "best_epoch", "history", "train_seconds_per_epoch", "wall_seconds", "samples_per_s",
-                "peak_memory_mb", "n_params", "weight_l2_norm", "frac_weights_below_1e-3", "frac_weights_zero",
-                "noise_floor"):
+    for key in ("epochs_run", "max_epochs", "best_epoch", "history", "train_seconds", "val_seconds_per_epoch",
+                "hook_seconds_per_epoch", "seconds_to_result", "epoch_seconds_median", "epoch_seconds_iqr",
+                "cell_run_id", "uses_validation", "lr_reductions", "samples_per_s", "peak_memory_mb", "n_params",
+                "weight_l2_norm", "frac_weights_below_1e-3", "frac_weights_zero", "noise_floor", "data_resampled"):
         assert key in row, key
-    assert set(row["history"][0]) == {"epoch", "train_loss_running", "train_loss", "val_loss", "test_loss", "lr", "train_s"}
+    assert row["uses_validation"] and row["data_resampled"]
+    assert len({r["cell_run_id"] for r in rows}) == 1  # the MLP's seeds trained as one stacked run
+    assert row["train_seconds"] == pytest.approx(sum(h["train_s"] for h in row["history"]))
+    assert row["seconds_to_result"] == pytest.approx(
+        row["train_seconds"] + row["epochs_run"] * (row["hook_seconds_per_epoch"] + row["val_seconds_per_epoch"]))
+    assert set(row["history"][0]) == {"epoch", "train_loss_running", "val_loss", "val_acc", "lr", "train_s"}
+    assert set(row["history"][-1]) >= {"train_loss", "test_loss"}  # the last epoch is always a curve point
     assert set(row["env"]) >= {"torch", "device", "cuda", "cpu_count", "git_commit"}
 
 
