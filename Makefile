@@ -24,7 +24,13 @@ bench:
 	done
 
 report:
-	$(PY) -m bench.report
+	$(PY) -m bench.report --results results/runs --out results
+
+# Per-cell differences between two result folders: make compare A=old/runs B=results/runs
+.PHONY: compare
+compare:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=RESULTS_DIR B=RESULTS_DIR"; exit 2; }
+	$(PY) -m bench.report compare $(A) $(B)
 
 # Training-speed regression check: fails when a benchmark's median is >25% slower than the baseline
 # saved in benchmarks/baseline/ (pytest-benchmark keeps one folder per machine/Python kind).

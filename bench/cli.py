@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from bench.data import DataError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_configs()
-FINISHED = {"cells": 0}
+FINISHED = {"cells": 0, "failed": 0}
 
 
 def set_threads(cfg: Config) -> None:
@@ -33,8 +34,18 @@ def set_threads(cfg: Config) -> None:
     torch.set_num_threads(threads)
 
 
+def validation_error(rows: list[dict]) -> float | None:
+    """The cell's mean validation error over its seeds, what a Hydra sweeper (e.g. Optuna) minimizes:
+    MSE for the MLP, 1 - accuracy for CIFAR. None when no seed finished."""
+    finals = [r["final"] for r in rows if r.get("status") == "ok"]
+    if not finals:
+        return None
+    errors = [1 - f["val_acc"] if "val_acc" in f else f["val_loss"] for f in finals]
+    return sum(errors) / len(errors)
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def app(dict_cfg: DictConfig) -> None:
+def app(dict_cfg: DictConfig) -> float | None:
     from bench.train import keep_freed_memory, run_cell
 
     try:
@@ -46,14 +57,27 @@ def app(dict_cfg: DictConfig) -> None:
         print(f"regbench: error: {e}", file=sys.stderr)
         sys.exit(2)
     FINISHED["cells"] += 1
+    FINISHED["failed"] += outcome["failed"]
+    failed = f", {outcome['failed']} FAILED (run again to retry)" if outcome["failed"] else ""
     print(f"{cfg.task.name}/{cfg.technique.name}: {outcome['written']} row(s) written, "
-          f"{outcome['skipped']} already done", flush=True)
+          f"{outcome['skipped']} already done{failed}", flush=True)
+    return validation_error(outcome["rows"])
+
+
+def interrupt(signum, frame):
+    """SIGTERM (what Slurm sends on preemption) stops a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         app()
     except KeyboardInterrupt:
         print(f"\nregbench: interrupted after {FINISHED['cells']} finished cell(s); "
               "run the same command again to resume (finished cells are skipped)", file=sys.stderr)
         sys.exit(130)
+    if FINISHED["failed"]:
+        print(f"regbench: {FINISHED['failed']} seed(s) failed; run the same command again to retry them",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,699 +1,435 @@
-"""Report: tables, claim verdicts and seaborn figures rebuilt from stored result rows only (never retrains).
+"""Report: REPORT.md, figures, rows.csv and curves.csv rebuilt from stored result rows alone (never retrains).
 
     python -m bench.report [--results results/runs] [--out results]
+    python -m bench.report compare A_DIR B_DIR      # per-cell differences between two result folders
 
-Writes REPORT.md and PNG figures into --out. Every number comes from the rows.
+Every number comes from the rows (schema v2); see bench/analysis.py for the statistics and bench/claims.py
+for the verdicts.
 """
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from scipy import stats  # noqa: E402
+from bench.analysis import (ALPHA, BOOTSTRAP, EQUIVALENCE, METRICS, POWER, STOPS_LEARNING, SWEEPS, TASKS,
+                            UNDERFIT_ACC, UNDERFIT_FLOOR, NoRows, SchemaError, article_cells, curves_frame, fmt,
+                            main_config, mean_ci, never_acted, ok, read_rows, to_frame)
+from bench.claims import (COST_WORDS, EPOCHS_SAVED, SPARSE, all_claims, cost_verdict, depth_table,
+                          es_table, sparsity_table, tables_vs_none, train_size_table)
+from bench.figures import save_figures
 
-from bench.results import load_rows  # noqa: E402
-
-TASKS = ("mlp", "cifar")
-SINGLES = ("l2", "adamw", "l1", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau")
-COMBOS = ("l2_es", "l2_es_dropout", "dropout_bn", "recommended", "all")
-# The article's comparison table: cost word and "best for", per technique.
-ARTICLE = {
-    "l2": ("Negligible", "most problems; start here"),
-    "adamw": ("Negligible", "(decoupled L2, not in the article's table)"),
-    "l1": ("Low", "feature selection, sparse models"),
-    "dropout": ("Low", "large fully connected layers"),
-    "batchnorm": ("Low", "deep networks (10+ layers)"),
-    "augment": ("Medium-High", "images, small data sets"),
-    "early_stopping": ("Negligible", "every problem"),
+ARTICLE = {  # technique -> (cost word, best for), the article's table
+    "l2": ("Negligible", "most problems; start here"), "adamw": ("Negligible", "(decoupled L2; not in the article)"),
+    "l1": ("Low", "feature selection, sparse models"), "l1_prox": ("Low", "(proximal L1; not in the article)"),
+    "dropout": ("Low", "large fully connected layers"), "batchnorm": ("Low", "deep networks (10+ layers)"),
+    "augment": ("Medium-High", "images, small data sets"), "early_stopping": ("Negligible", "every problem"),
     "lr_plateau": ("Negligible", "long training runs"),
 }
-# Thresholds behind every verdict (stated in the report).
-COST_WORDS = ((1.10, "Negligible"), (1.50, "Low"), (math.inf, "Medium-High"))  # upper bounds of the cost ratio
-ALPHA = 0.05  # paired t-test level
-STOPS_LEARNING = 0.8  # final train loss >= this x the untrained model's loss: the model did not learn
-SPARSE = 0.10  # "many weights exactly zero": at least this fraction
-EPOCHS_SAVED = 0.10  # early stopping "saves epochs": at least this fraction fewer than the budget
-SWEEPS = {  # grid name -> (column swept, label)
-    "l2": ("weight_decay", "L2 weight decay"),
-    "l1": ("l1_strength", "L1 strength"),
-    "dropout": ("dropout_p", "dropout p"),
-    "patience": ("patience", "early-stopping patience"),
-}
-PALETTE = "colorblind"
-
-
-# --------------------------------------------------------------------------- rows -> long-form frame
-
-
-def _get(d: dict | None, *keys):
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-def to_frame(rows: list[dict]) -> pd.DataFrame:
-    """One line per (cell, seed) with the columns the tables and plots use."""
-    records = []
-    for r in rows:
-        cfg, final = r.get("config", {}), r.get("final") or {}
-        t = cfg.get("technique", {})
-        task = r.get("task")
-        metric = "test_acc" if task == "cifar" else "test_loss"
-        records.append({
-            "task": task, "technique": r.get("technique"), "grid": r.get("grid", "adhoc"),
-            "preset": r.get("preset"), "seed": r.get("seed"), "status": r.get("status"),
-            "device": _get(r, "env", "device"), "torch": _get(r, "env", "torch"), "commit": _get(r, "env", "git_commit"),
-            "depth": _get(cfg, "task", "depth"), "n_train": _get(cfg, "task", "n_train"),
-            "max_epochs": _get(cfg, "task", "epochs"),
-            "weight_decay": _get(t, "l2", "weight_decay"), "l1_strength": _get(t, "l1", "strength"),
-            "dropout_p": _get(t, "dropout", "p"), "patience": _get(t, "early_stopping", "patience"),
-            "metric_name": metric, "test_metric": final.get(metric), "train_metric": final.get(metric.replace("test", "train")),
-            "test_loss": final.get("test_loss"), "train_loss": final.get("train_loss"), "gap": final.get("gap"),
-            "initial_loss": r.get("initial_val_loss"),
-            "epochs_run": r.get("epochs_run"),
-            "diverged_epoch": r.get("diverged_epoch"),
-            "cost_s_per_epoch": (r.get("train_seconds_per_epoch") or 0) + (r.get("hook_seconds_per_epoch") or 0)
-            if r.get("train_seconds_per_epoch") is not None else None,
-            "wall_s": r.get("wall_seconds"), "samples_per_s": r.get("samples_per_s"),
-            "frac_zero": r.get("frac_weights_zero"), "frac_small": r.get("frac_weights_below_1e-3"),
-            "noise_floor": r.get("noise_floor"),
-            "settings": settings_text(t), "history": r.get("history") or [],
-        })
-    return pd.DataFrame.from_records(records)
-
-
-def settings_text(technique: dict) -> str:
-    parts = []
-    for piece, values in technique.items():
-        if piece != "name" and isinstance(values, dict):
-            parts.append(piece + "(" + ", ".join(f"{k}={v}" for k, v in values.items()) + ")")
-    return "; ".join(parts) or "-"
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-@dataclass
-class Stat:
-    mean: float
-    half_width: float  # of the 95% CI (t distribution); nan when n < 2
-    n: int
-
-    def __str__(self) -> str:
-        if self.n == 0 or not np.isfinite(self.mean):
-            return "n/a"
-        if self.n < 2:
-            return f"{fmt(self.mean)} (n=1)"
-        half = 0.0 if self.half_width <= 1e-9 * abs(self.mean) else self.half_width
-        return f"{fmt(self.mean)} ± {fmt(half)}"
-
-
-def fmt(x: float) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
-def mean_ci(values) -> Stat:
-    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(dtype=float)
-    n = len(v)
-    if n == 0:
-        return Stat(float("nan"), float("nan"), 0)
-    if n == 1:
-        return Stat(float(v[0]), float("nan"), 1)
-    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
-    return Stat(float(v.mean()), float(half), n)
-
-
-def paired_vs(df: pd.DataFrame, a: str, b: str, column: str) -> tuple[float, float, int]:
-    """Mean of (a - b) over the seeds both have, and the paired t-test p-value (nan if n < 2)."""
-    pa = df[df.technique == a].set_index("seed")[column]
-    pb = df[df.technique == b].set_index("seed")[column]
-    both = pd.concat([pa, pb], axis=1, keys=["a", "b"]).dropna()
-    n = len(both)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    diff = (both.a - both.b).to_numpy(dtype=float)
-    if n < 2 or np.allclose(diff, diff[0]):
-        return float(diff.mean()), float("nan"), n
-    return float(diff.mean()), float(stats.ttest_rel(both.a, both.b).pvalue), n
-
-
-def better(metric_name: str, delta: float) -> bool:
-    """Is a positive difference in this metric an improvement?"""
-    return delta > 0 if metric_name.endswith("acc") else delta < 0
-
-
-# --------------------------------------------------------------------------- tables
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df.status == "ok"]
+def value_text(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt(v)
 
 
-def article_cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    return ok_rows(df[(df.grid == "article") & (df.task == task)])
+def ci(lo: float, hi: float) -> str:
+    return "n/a" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
-def cost_ratio(cells: pd.DataFrame, technique: str) -> float:
-    base = cells[cells.technique == "none"].cost_s_per_epoch.mean()
-    return cells[cells.technique == technique].cost_s_per_epoch.mean() / base if base else float("nan")
+# --------------------------------------------------------------------------- provenance and warnings
 
 
-def timing_noise(cells: pd.DataFrame) -> float:
-    """Relative spread (interquartile range / median) of the baseline's per-epoch step times."""
-    times = [h.get("train_s") for hist in cells[cells.technique == "none"].history for h in hist]
-    times = np.array([t for t in times if t is not None], dtype=float)
-    if len(times) < 4:
-        return float("nan")
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return (q3 - q1) / med
+def groups_table(df: pd.DataFrame) -> str:
+    g = df.groupby(["commit", "device", "preset"], dropna=False)
+    rows = [[f"`{c}`", d, p, len(x), ", ".join(sorted(x.task.unique())), ", ".join(sorted(x.grid.unique()))]
+            for (c, d, p), x in g]
+    return md_table(["commit", "device", "preset", "rows", "tasks", "grids"], rows)
 
 
-def cost_word(ratio: float) -> str:
-    if not np.isfinite(ratio):
-        return "n/a"
-    return next(word for bound, word in COST_WORDS if ratio < bound)
-
-
-def technique_table(df: pd.DataFrame, task: str) -> str:
-    cells = article_cells(df, task)
-    if cells.empty:
-        return f"_No rows for task `{task}` in the article grid._"
-    metric = cells.metric_name.iloc[0]
-    header = ["technique", "n", f"test {metric[5:]}", f"train {metric[5:]}", "gap (test−train loss)", "epochs run",
-              "s/epoch", "wall s", "samples/s", "cost vs none", f"Δ test {metric[5:]} vs none (paired)", "p (paired t)"]
-    rows = []
-    for tech in order_techniques(cells.technique.unique()):
-        c = cells[cells.technique == tech]
-        delta, p, n = paired_vs(cells, tech, "none", "test_metric") if tech != "none" else (float("nan"),) * 2 + (0,)
-        rows.append([f"`{tech}`", len(c), mean_ci(c.test_metric), mean_ci(c.train_metric), mean_ci(c.gap),
-                     mean_ci(c.epochs_run), mean_ci(c.cost_s_per_epoch), mean_ci(c.wall_s), mean_ci(c.samples_per_s),
-                     fmt(cost_ratio(cells, tech)) + "×", fmt(delta) if n else "", fmt(p) if n else ""])
-    return md_table(header, rows)
-
-
-def order_techniques(names) -> list[str]:
-    known = ("none",) + SINGLES + COMBOS
-    return [t for t in known if t in set(names)] + sorted(set(names) - set(known))
-
-
-def gap_reduction(cells: pd.DataFrame, technique: str) -> float:
-    """Fraction of the baseline's generalization gap removed (1 = no gap left; negative = larger gap)."""
-    base = cells[cells.technique == "none"].gap.mean()
-    return 1 - cells[cells.technique == technique].gap.mean() / base if base else float("nan")
-
-
-def article_table(df: pd.DataFrame) -> str:
-    header = ["Technique", "Computational cost: article", "measured (cost ratio vs none)", "Gap reduction vs none",
-              "Best for: article", "measured (task where the gap shrank most)", "Settings used"]
-    rows = []
-    for tech in SINGLES:
-        word, best_for = ARTICLE[tech]
-        ratios, reductions = [], {}
-        settings = ""
-        for task in TASKS:
-            cells = article_cells(df, task)
-            if tech not in set(cells.technique) or "none" not in set(cells.technique):
-                continue
-            r = cost_ratio(cells, tech)
-            ratios.append(f"{task}: {fmt(r)}× ({cost_word(r)})")
-            reductions[task] = gap_reduction(cells, tech)
-            settings = cells[cells.technique == tech].settings.iloc[0]
-        if not ratios:
-            continue
-        best = max(reductions, key=lambda k: reductions[k])
-        red = ", ".join(f"{k}: {v:+.0%}" for k, v in reductions.items())
-        rows.append([f"`{tech}`", word, "; ".join(ratios), red, best_for, f"{best} ({reductions[best]:+.0%})", settings])
-    return md_table(header, rows) if rows else "_No article-grid rows._"
-
-
-def stops_learning(cells: pd.DataFrame) -> float:
-    """Fraction of seeds whose final train loss stayed >= STOPS_LEARNING x the untrained model's loss."""
-    return (cells.train_loss >= STOPS_LEARNING * cells.initial_loss).mean()
-
-
-def sweep_table(df: pd.DataFrame, grid: str) -> str:
-    column, label = SWEEPS[grid]
-    cells = ok_rows(df[df.grid == grid])
-    if cells.empty:
-        return f"_No rows for the `{grid}` sweep._"
-    rows = []
-    for (task, value), c in cells.groupby(["task", column]):
-        rows.append([task, f"{value:g}", len(c), mean_ci(c.test_metric), mean_ci(c.train_loss), mean_ci(c.gap),
-                     mean_ci(c.epochs_run), "**yes**" if stops_learning(c) > 0.5 else "no"])
-    header = ["task", label, "n", "test metric", "train loss", "gap", "epochs run", "stops learning"]
-    return md_table(header, rows)
-
-
-# --------------------------------------------------------------------------- claims
-
-
-@dataclass
-class Verdict:
-    claim: str
-    verdict: str  # supported / not supported / inconclusive
-    evidence: str
-
-
-def _verdict(yes: bool | None) -> str:
-    return "inconclusive" if yes is None else ("supported" if yes else "not supported")
-
-
-def _agree(results: list[bool | None]) -> bool | None:
-    """True/False when every task agrees on it; None when tasks disagree, one is undecided, or there are none."""
-    return results[0] if results and None not in results and len(set(results)) == 1 else None
-
-
-def claim_cost(df: pd.DataFrame, techniques: tuple[str, ...], word: str) -> Verdict:
-    parts, matches = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        for tech in techniques:
-            if {tech, "none"} <= set(cells.technique):
-                r = cost_ratio(cells, tech)
-                parts.append(f"{task}/{tech}: {fmt(r)}× ({cost_word(r)})")
-                matches.append(cost_word(r) == word)
-    return Verdict(f"{' and '.join(techniques)}: {word.lower()} cost", _verdict(_agree(matches)), "; ".join(parts) or "no rows")
-
-
-def claim_l1_sparsity(df: pd.DataFrame) -> Verdict:
-    parts, yes = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        l1, none = cells[cells.technique == "l1"], cells[cells.technique == "none"]
-        if l1.empty:
-            continue
-        parts.append(f"{task}: exactly 0: {fmt(100 * l1.frac_zero.mean())}% (none: {fmt(100 * none.frac_zero.mean())}%), "
-                     f"|w|<1e-3: {fmt(100 * l1.frac_small.mean())}% (none: {fmt(100 * none.frac_small.mean())}%)")
-        yes.append(l1.frac_zero.mean() >= SPARSE)
-    return Verdict("L1 drives many weights to exactly zero", _verdict(_agree(yes)),
-                   "; ".join(parts) or "no rows")
-
-
-def claim_combination(df: pd.DataFrame) -> Verdict:
-    parts, results = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        if cells.empty:
-            continue
-        metric = cells.metric_name.iloc[0]
-        means = cells.groupby("technique").test_metric.mean()
-        singles = means[[t for t in SINGLES if t in means]]
-        combos = means[[t for t in ("l2_es", "l2_es_dropout", "recommended", "all") if t in means]]
-        if singles.empty or combos.empty:
-            continue
-        pick = (lambda s: s.idxmax()) if metric.endswith("acc") else (lambda s: s.idxmin())
-        best_single, best_combo = pick(singles), pick(combos)
-        delta, p, n = paired_vs(cells, best_combo, best_single, "test_metric")
-        won = better(metric, delta)
-        results.append(None if not (p < ALPHA) else won)
-        parts.append(f"{task}: best combination `{best_combo}` vs best single `{best_single}`: "
-                     f"Δ {metric} = {fmt(delta)} (paired t p={fmt(p)}, n={n})")
-    return Verdict("Combining techniques beats any single one", _verdict(_agree(results)), "; ".join(parts) or "no rows")
-
-
-def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
-    parts, any_stop = [], []
-    for grid, (column, label) in SWEEPS.items():
-        if grid == "patience":
-            continue
-        cells = ok_rows(df[df.grid == grid])
-        for task, c in cells.groupby("task"):
-            strongest, weakest = c[column].max(), c[column].min()
-            s, w = stops_learning(c[c[column] == strongest]), stops_learning(c[c[column] == weakest])
-            parts.append(f"{task} {label}={strongest}: {fmt(100 * s)}% of seeds stop learning "
-                         f"(at {weakest}: {fmt(100 * w)}%)")
-            any_stop.append(s > 0.5 and w <= 0.5)
-    return Verdict("Over-regularizing stops learning", _verdict(any(any_stop) if any_stop else None),
-                   "; ".join(parts) or "no sweep rows")
-
-
-def claim_bn_depth(df: pd.DataFrame) -> Verdict:
-    cells = ok_rows(df[(df.grid == "depth")])
-    if cells.empty or set(cells.technique) < {"none", "batchnorm"}:
-        return Verdict("Batch norm helps most for deep networks (10+ layers)", "inconclusive", "no depth-sweep rows")
-    gains = {}
-    for depth, c in cells.groupby("depth"):
-        gains[depth] = c[c.technique == "none"].test_loss.mean() - c[c.technique == "batchnorm"].test_loss.mean()
-    shallow = [g for d, g in gains.items() if d < 10]
-    deep = [g for d, g in gains.items() if d >= 10]
-    yes = None if not shallow or not deep else (np.mean(deep) > 0 and np.mean(deep) > np.mean(shallow))
-    text = ", ".join(f"depth {d}: {fmt(g)}" for d, g in sorted(gains.items()))
-    return Verdict("Batch norm helps most for deep networks (10+ layers)", _verdict(yes),
-                   f"test-MSE reduction by BN (none − batchnorm) per MLP depth: {text}")
-
-
-def claim_dropout_bn(df: pd.DataFrame) -> Verdict:
-    parts, results = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        if not {"dropout", "batchnorm", "dropout_bn"} <= set(cells.technique):
-            continue
-        metric = cells.metric_name.iloc[0]
-        means = cells.groupby("technique").test_metric.mean()
-        best_alone = "dropout" if better(metric, means["dropout"] - means["batchnorm"]) else "batchnorm"
-        delta, p, n = paired_vs(cells, "dropout_bn", best_alone, "test_metric")
-        worse = not better(metric, delta)
-        results.append(worse if p < ALPHA else None)
-        parts.append(f"{task}: dropout_bn vs {best_alone} alone: Δ {metric} = {fmt(delta)} (p={fmt(p)}, n={n})")
-    return Verdict("Dropout and batch norm in the same layer conflict", _verdict(_agree(results)), "; ".join(parts) or "no rows")
-
-
-def train_size_cells(df: pd.DataFrame) -> pd.DataFrame:
-    """The train-size sweep plus the article grid's none/augment CIFAR cells, its largest size (same config)."""
-    cells = ok_rows(df[df.grid == "train_size"])
-    if cells.empty:
-        return cells
-    return pd.concat([cells, article_cells(df, "cifar").query("technique in ['none', 'augment']")])
-
-
-def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
-    cells = train_size_cells(df)
-    if cells.empty:
-        return Verdict("Augmentation matters most below 10,000 examples per class", "inconclusive", "no train-size rows")
-    gains = {}
-    for n_train, c in cells.groupby("n_train"):
-        gains[n_train] = c[c.technique == "augment"].test_metric.mean() - c[c.technique == "none"].test_metric.mean()
-    sizes = sorted(gains)
-    per_class = ", ".join(f"{n // 10}/class: {gains[n]:+.3f}" for n in sizes)
-    yes = None
-    if len(sizes) >= 2 and all(np.isfinite(list(gains.values()))):
-        yes = gains[sizes[0]] > gains[sizes[-1]] and gains[sizes[0]] > 0
-    return Verdict("Augmentation matters most below 10,000 examples per class", _verdict(yes),
-                   f"CIFAR test-accuracy gain from augmentation by train size: {per_class} "
-                   f"(all sizes here are below 10k/class, so this tests only 'more gain with less data')")
-
-
-def claim_early_stopping(df: pd.DataFrame) -> Verdict:
-    parts, results = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        es = cells[cells.technique == "early_stopping"]
-        if es.empty:
-            continue
-        budget = es.max_epochs.mean()
-        saved = 1 - es.epochs_run.mean() / budget
-        results.append(saved >= EPOCHS_SAVED)
-        parts.append(f"{task}: ran {fmt(es.epochs_run.mean())} of {fmt(budget)} epochs ({saved:.0%} saved)")
-    return Verdict("Early stopping saves epochs", _verdict(_agree(results)), "; ".join(parts) or "no rows")
-
-
-def claim_l2_es_start(df: pd.DataFrame) -> Verdict:
-    parts, results = [], []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        if not {"l2_es", "none"} <= set(cells.technique):
-            continue
-        metric = cells.metric_name.iloc[0]
-        delta, p, n = paired_vs(cells, "l2_es", "none", "test_metric")
-        results.append(better(metric, delta) if p < ALPHA else None)
-        parts.append(f"{task}: Δ {metric} = {fmt(delta)} (p={fmt(p)}, n={n})")
-    return Verdict("L2 + early stopping is a good start (beats no regularization)", _verdict(_agree(results)),
-                   "; ".join(parts) or "no rows")
-
-
-def all_claims(df: pd.DataFrame) -> list[Verdict]:
-    return [
-        claim_cost(df, ("l2", "early_stopping"), "Negligible"),
-        claim_cost(df, ("dropout", "batchnorm"), "Low"),
-        claim_cost(df, ("augment",), "Medium-High"),
-        claim_l1_sparsity(df),
-        claim_combination(df),
-        claim_over_regularizing(df),
-        claim_bn_depth(df),
-        claim_dropout_bn(df),
-        claim_augment_small_data(df),
-        claim_early_stopping(df),
-        claim_l2_es_start(df),
-    ]
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _ax(ax):
-    return ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
-
-
-def plot_gap_vs_cost(df: pd.DataFrame, ax=None):
-    """Pareto view: generalization gap against cost ratio, one point per technique and task."""
-    ax = _ax(ax)
-    points = []
-    for task in TASKS:
-        cells = article_cells(df, task)
-        if cells.empty or "none" not in set(cells.technique):
-            continue
-        for tech in order_techniques(cells.technique.unique()):
-            kind = "baseline" if tech == "none" else "single" if tech in SINGLES else "combination"
-            points.append({"task": task, "technique": tech, "kind": kind, "cost ratio": cost_ratio(cells, tech),
-                           "gap (relative to none)": 1 - gap_reduction(cells, tech)})
-    data = pd.DataFrame(points)
-    if data.empty:
-        return ax
-    sns.scatterplot(data=data, x="cost ratio", y="gap (relative to none)", hue="kind", style="task",
-                    palette=PALETTE, s=70, ax=ax)
-    for _, p in data.iterrows():
-        ax.annotate(p.technique, (p["cost ratio"], p["gap (relative to none)"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.axhline(1, color="grey", lw=0.8, ls="--")
-    ax.axvline(1, color="grey", lw=0.8, ls="--")
-    ax.set_title("Generalization gap vs cost (article grid)")
-    ax.legend(fontsize=7, loc="best")
-    return ax
-
-
-def plot_metric_by_technique(df: pd.DataFrame, task: str, ax=None):
-    """Test metric per technique, mean with 95% CI bars over seeds."""
-    ax = _ax(ax)
-    cells = article_cells(df, task)
-    if cells.empty:
-        return ax
-    order = order_techniques(cells.technique.unique())
-    sns.pointplot(data=cells, x="test_metric", y="technique", order=order, errorbar=("ci", 95), linestyle="none",
-                  color=sns.color_palette(PALETTE)[0], ax=ax)
-    ax.set_xlabel(cells.metric_name.iloc[0])
-    ax.set_title(f"{task}: test metric per technique (95% CI over seeds)")
-    return ax
-
-
-def learning_curves(df: pd.DataFrame, task: str, techniques=("none", "l2", "dropout", "early_stopping", "recommended")):
-    """Long-form per-epoch losses of the article grid: technique, seed, epoch, split, loss."""
-    cells = article_cells(df, task)
-    records = []
-    for _, row in cells[cells.technique.isin(techniques)].iterrows():
-        for h in row.history:
-            for split in ("train_loss", "val_loss"):
-                records.append({"technique": row.technique, "seed": row.seed, "epoch": h["epoch"],
-                                "split": split.split("_")[0], "loss": h[split]})
-    return pd.DataFrame.from_records(records)
-
-
-def plot_learning_curves(df: pd.DataFrame, task: str, ax=None):
-    """Train vs validation loss per epoch (eval mode), mean over seeds, for a few techniques."""
-    ax = _ax(ax)
-    data = learning_curves(df, task)
-    if data.empty:
-        return ax
-    sns.lineplot(data=data, x="epoch", y="loss", hue="technique", style="split", errorbar=None,
-                 palette=PALETTE, ax=ax)
-    if task == "mlp":
-        ax.set_yscale("log")
-    ax.set_title(f"{task}: learning curves (solid: train, dashed: val)")
-    ax.legend(fontsize=7)
-    return ax
-
-
-def plot_sweep(df: pd.DataFrame, grid: str, ax=None):
-    """Test metric and train loss against the swept strength; x on a log scale where the values span decades."""
-    ax = _ax(ax)
-    column, label = SWEEPS[grid]
-    cells = ok_rows(df[df.grid == grid])
-    if cells.empty:
-        return ax
-    long = cells.melt(id_vars=[column, "task"], value_vars=["test_loss", "train_loss"], var_name="loss")
-    sns.lineplot(data=long, x=column, y="value", hue="loss", style="task", marker="o", errorbar=("ci", 95),
-                 palette=PALETTE, ax=ax)
-    values = cells[column].dropna()
-    if len(values) and values.min() > 0 and values.max() / values.min() >= 100:
-        ax.set_xscale("log")
-    ax.set_xlabel(label)
-    ax.set_title(f"Sweep: {label}")
-    return ax
-
-
-def plot_depth(df: pd.DataFrame, ax=None):
-    """MLP test loss vs depth, with and without batch norm."""
-    ax = _ax(ax)
-    cells = ok_rows(df[df.grid == "depth"])
-    if cells.empty:
-        return ax
-    sns.lineplot(data=cells, x="depth", y="test_loss", hue="technique", marker="o", errorbar=("ci", 95),
-                 palette=PALETTE, ax=ax)
-    ax.axvline(10, color="grey", lw=0.8, ls="--")
-    ax.set_title("MLP depth sweep: batch norm vs none")
-    return ax
-
-
-def plot_train_size(df: pd.DataFrame, ax=None):
-    """CIFAR test accuracy vs training examples per class, with and without augmentation."""
-    ax = _ax(ax)
-    cells = train_size_cells(df)
-    if cells.empty:
-        return ax
-    cells = cells.assign(per_class=cells.n_train // 10)
-    sns.lineplot(data=cells, x="per_class", y="test_metric", hue="technique", marker="o", errorbar=("ci", 95),
-                 palette=PALETTE, ax=ax)
-    ax.set_xlabel("training examples per class")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("CIFAR train-size sweep: augmentation vs none")
-    return ax
-
-
-def plot_combination_heatmap(df: pd.DataFrame, ax=None):
-    """Gap reduction vs none for every technique (rows) on every task (columns)."""
-    ax = _ax(ax)
-    table = {}
-    for task in TASKS:
-        cells = article_cells(df, task)
-        if "none" in set(cells.technique):
-            table[task] = {t: gap_reduction(cells, t) for t in order_techniques(cells.technique.unique()) if t != "none"}
-    data = pd.DataFrame(table)
-    if data.empty:
-        return ax
-    sns.heatmap(data.loc[order_techniques(data.index)], annot=True, fmt=".0%", cmap="vlag_r", center=0, ax=ax,
-                cbar_kws={"label": "gap reduction vs none"})
-    ax.set_title("Gap reduction vs none")
-    return ax
-
-
-FIGURES = {  # file name -> (function, extra args)
-    "gap_vs_cost.png": (plot_gap_vs_cost, ()),
-    "metric_mlp.png": (plot_metric_by_technique, ("mlp",)),
-    "metric_cifar.png": (plot_metric_by_technique, ("cifar",)),
-    "curves_mlp.png": (plot_learning_curves, ("mlp",)),
-    "curves_cifar.png": (plot_learning_curves, ("cifar",)),
-    "sweep_l2.png": (plot_sweep, ("l2",)),
-    "sweep_l1.png": (plot_sweep, ("l1",)),
-    "sweep_dropout.png": (plot_sweep, ("dropout",)),
-    "sweep_patience.png": (plot_sweep, ("patience",)),
-    "depth.png": (plot_depth, ()),
-    "train_size.png": (plot_train_size, ()),
-    "combination_heatmap.png": (plot_combination_heatmap, ()),
-}
-
-
-def save_figures(df: pd.DataFrame, out: Path) -> list[str]:
-    """Draw every figure that has data; returns the file names written."""
-    written = []
-    for name, (fn, args) in FIGURES.items():
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        fn(df, *args, ax=ax)
-        if ax.has_data():
-            fig.tight_layout()
-            fig.savefig(out / name, dpi=110)
-            written.append(name)
-        plt.close(fig)
-    return written
-
-
-# --------------------------------------------------------------------------- REPORT.md
-
-
-def missing_parts(df: pd.DataFrame) -> list[str]:
+def warnings_section(df: pd.DataFrame) -> list[str]:
     notes = []
+    for col, words in (("commit", "commits"), ("device", "devices"), ("preset", "presets")):
+        values = sorted(df[col].dropna().astype(str).unique())
+        if len(values) > 1:
+            notes.append(f"rows come from {len(values)} {words} ({', '.join(values)}): see the groups below"
+                         + ("; each preset is reported on its own" if col == "preset" else "")
+                         + ("; timings from different devices are not comparable" if col == "device" else ""))
+    for r in df[df.status != "ok"].itertuples():
+        when = f" at epoch {int(r.diverged_epoch)}" if pd.notna(r.diverged_epoch) else ""
+        err = f": {r.error}" if isinstance(r.error, str) else ""
+        notes.append(f"`{r.task}/{r.technique}` seed {r.seed} ({r.grid} grid): **{r.status}**{when}{err} (excluded)")
+    out = ["## Warnings", ""] + [f"- {n}" for n in notes] if notes else []
+    if len(notes) and any(df[c].nunique() > 1 for c in ("commit", "device", "preset")):
+        out += ["", groups_table(df)]
+    return out + ([""] if out else [])
+
+
+def missing_parts(df: pd.DataFrame, tables: dict) -> list[str]:
+    notes = [f"no article-grid rows for task `{t}`: its tables and claims are not testable here"
+             for t in TASKS if article_cells(df, t).empty]
+    notes += [f"no rows for the `{g}` grid" for g in (*SWEEPS, "depth", "train_size") if not (df.grid == g).any()]
     for task in TASKS:
-        if article_cells(df, task).empty:
-            notes.append(f"no article-grid rows for task `{task}`")
-    for grid in list(SWEEPS) + ["depth", "train_size"]:
-        if df.empty or not (df.grid == grid).any():
-            notes.append(f"no rows for the `{grid}` grid")
-    if not df.empty:
-        seeds = df[df.grid == "article"].groupby(["task", "technique"]).seed.nunique()
-        if len(seeds) and seeds.min() < 2:
-            notes.append("some cells have a single seed: no confidence interval or paired test for them")
-        bad = df[df.status != "ok"]
-        for _, r in bad.iterrows():
-            when = f" at epoch {int(r.diverged_epoch)}" if pd.notna(r.diverged_epoch) else ""
-            notes.append(f"`{r.task}/{r.technique}` seed {r.seed} ({r.grid} grid): **{r.status}**{when}")
+        cfg = main_config(df, task)
+        off = df[(df.task == task) & (df.grid.isin(SWEEPS)) & (df.task_cfg != cfg) & (cfg is not None)]
+        for grid in sorted(off.grid.unique()):
+            notes.append(f"`{task}` `{grid}` sweep rows whose task config differs from the article grid's: left out")
+        for r in tables.get((task, "default"), pd.DataFrame()).itertuples():
+            if r.never_acted:
+                notes.append(f"`{task}/{r.technique}` (article default): {'; '.join(r.never_acted)} — "
+                             + ("no conclusion drawn" if r.skip else "shown, flagged"))
+    for (task, grid, tech, value), c in ok(df[df.grid.isin(SWEEPS)]).groupby(["task", "grid", "technique", "value"]):
+        art = article_cells(df, task)
+        for why in never_acted(c, art[art.technique == "none"]):
+            notes.append(f"`{task}/{tech}` {grid} sweep at {fmt(value)}: {why}")
+    single = ok(df[df.grid == "article"]).groupby(["task", "technique"]).seed.nunique()
+    if len(single) and single.min() < 2:
+        notes.append("some cells have a single seed: no confidence interval or paired test for them")
     return notes
 
 
-def render(df: pd.DataFrame, figures: list[str]) -> str:
-    out = ["# regbench report", ""]
-    if df.empty:
-        return "\n".join(out + ["No result rows found. Run `make bench` first."]) + "\n"
-    devices = ", ".join(sorted(df.device.dropna().unique()))
-    out += [f"Built by `make report` from {len(df)} result rows alone (nothing retrained). "
-            f"Device: {devices}; torch {', '.join(sorted(df.torch.dropna().unique()))}; "
-            f"commit(s) {', '.join(sorted(df.commit.dropna().unique()))}; presets {', '.join(sorted(df.preset.dropna().unique()))}.",
-            "", "Cells: mean ± 95% CI over seeds (t distribution, n given). Comparisons with `none` pair the same "
-            "seeds and use a paired t-test. MLP metric: test MSE (lower is better; the noise floor is "
-            f"{fmt(df[df.task == 'mlp'].noise_floor.dropna().mean()) if (df.task == 'mlp').any() else 'n/a'}). "
-            "CIFAR metric: test accuracy. Gap = test loss − train loss, both in eval mode without penalty. "
-            "Cost = training time per epoch (steps + epoch-end regularizer work), excluding the measurement passes "
-            "every technique gets; cells run minutes apart, so machine drift adds to the noise stated below "
-            "(`make perf` measures the same per-technique epoch costs in repeated rounds).", ""]
-    notes = missing_parts(df)
+def method_text(df: pd.DataFrame) -> list[str]:
+    var = {(True,): "weight init, data order and the training/validation set drawn from the fixed teacher "
+                    "(test set shared)",
+           (False,): "weight init, data order and dropout/augmentation draws on a fixed data subset"}
+    resampled = {t: var.get(tuple(set(ok(df[df.task == t]).data_resampled.dropna().astype(bool))),
+                            "mixed or not stated in the rows") for t in TASKS if (df.task == t).any()}
+    floor = df[df.task == "mlp"].noise_floor.dropna()
+    return [
+        "## How to read this", "",
+        f"- Metric: MLP test MSE (lower is better; noise floor {fmt(floor.mean()) if len(floor) else 'n/a'} = the "
+        "best possible), CIFAR test accuracy (higher is better). Validation metric: val MSE / val accuracy.",
+        "- Variance the CIs include: " + "; ".join(f"{t}: {words}" for t, words in resampled.items()) + ".",
+        "- Cells: mean ± 95% CI over seeds (t distribution). Δ vs none: paired by seed, 95% t CI and a 95% "
+        f"bootstrap percentile CI ({BOOTSTRAP['n_resamples']} resamples, random_state={BOOTSTRAP['random_state']}; "
+        "too narrow at n = 3); p: paired t-test, Holm-adjusted across all comparisons with none in that task and "
+        "table.",
+        f"- Effect words: better/worse = Holm p < {ALPHA} in that direction; equivalent = the 90% CI lies within "
+        f"±{EQUIVALENCE:.0%} of none's mean (two one-sided tests); otherwise inconclusive, with the minimal "
+        f"detectable difference at {POWER:.0%} power (two-sided α={ALPHA}, sd of the paired differences) when "
+        "the effect seen is below it (underpowered).",
+        "- Tuned: each technique with a sweep grid is set to the strength with the best mean validation metric "
+        "among its sweep values and its article default, then reported on test; test values never enter the "
+        "choice. Techniques without a sweep stay at their default; `none` trains for the fixed epoch budget.",
+        f"- Underfits: CIFAR train accuracy more than {UNDERFIT_ACC:.2f} below none's; MLP train MSE above "
+        f"{UNDERFIT_FLOOR}× the noise floor and above none's (a model that learned the teacher sits near the floor "
+        "on its own training set). An underfitting technique is never credited with a smaller gap.",
+        "- Cost: time to target = epochs and wall seconds (cumulative train time, plus per epoch the hook and, "
+        "for techniques that read it, the validation pass) until the validation metric first reaches none's best "
+        "(mean over none's seeds of each seed's best); mean over the seeds that reached it (k/n). Seconds to "
+        "result = wall time to the reported checkpoint. Per-epoch ×none = median epoch step time per seed, one "
+        "measurement per timed run (stacked MLP seeds share one: n=1), noise = its IQR/median.",
+        f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
+        "claimed = at most Low, 'Medium-High' = at least Medium-High); a claim "
+        "uses the time-to-target ratio (its noise: the relative 95% CIs of both means) when at least half of the "
+        "technique's seeds and one of none's reached the target, else the per-epoch ratio (noise: IQR/median), and "
+        "is supported/not supported only when ratio ± noise stays inside/outside the claimed band.",
+        "- Not testable here: the regularizer never acted (early stopping never stopped, the LR never changed, or "
+        "rows identical to none's), or the rows are missing.", ""]
+
+
+# --------------------------------------------------------------------------- per-task tables
+
+
+def flags(r, task: str) -> str:
+    out = []
+    if r.underfits:
+        out.append("**underfits**")
+    out += list(r.never_acted)
+    if r.not_ok:
+        out.append(f"{r.not_ok} seed(s) not ok, excluded")
+    if r.chosen[3] and r.technique != "none":
+        out.append(r.chosen[3])
+    return "; ".join(out)
+
+
+def time_text(tt: dict) -> str:
+    if not tt["n"]:
+        return "n/a"
+    if not tt["reached"]:
+        return f"never (0/{tt['n']})"
+    return f"{tt['epochs']} ep · {tt['seconds']} s ({tt['reached']}/{tt['n']})"
+
+
+def headline(table: pd.DataFrame, task: str, tuned: bool) -> str:
+    m = METRICS[task]
+    head = ["technique"] + (["chosen (default)", "candidates"] if tuned else []) + [
+        "n", m.words, "Δ vs none [95% t CI]", "bootstrap 95% CI", "Holm p", "effect", "time to none's best val",
+        "s to result", "per-epoch ×none (noise, runs)", f"train {m.words.split()[1]}", "loss gap (test−train)"]
+    head += ["acc gap (train−test)"] if task == "cifar" else []
+    rows = []
+    for r in table.itertuples():
+        d, c = r.d, r.cost
+        line = [f"`{r.technique}`"]
+        if tuned:
+            line += [f"{value_text(r.chosen[0])} ({value_text(r.chosen[1])})", r.chosen[2]]
+        gap = f"{r.gap}" + (" (underfits: not credited)" if r.underfits else "")
+        versus = [f"{fmt(d.mean)} {ci(d.lo, d.hi)}", ci(d.boot_lo, d.boot_hi), fmt(r.p_holm, 2)] if d.n else [""] * 3
+        per_epoch = f"{fmt(c['epoch_ratio'])}× (±{fmt(100 * c['epoch_noise'], 2)}%, n={c['epoch_runs']})"
+        line += [r.n, r.test, *versus, r.verdict, time_text(r.tt), r.result_s, per_epoch, r.train, gap]
+        line += [r.acc_gap] if task == "cifar" else []
+        rows.append(line + [flags(r, task)])
+    return md_table(head + ["flags"], rows)
+
+
+def side_by_side(default: pd.DataFrame, tuned: pd.DataFrame, task: str) -> str:
+    t = tuned.set_index("technique")
+    rows = []
+    for r in default.itertuples():
+        u = t.loc[r.technique] if r.technique in t.index else None
+        cell = lambda x: f"{fmt(x.d.mean)} (p={fmt(x.p_holm, 2)})" if x.d.n else "—"  # noqa: E731
+        rows.append([f"`{r.technique}`", r.test, cell(r), r.verdict,
+                     f"{fmt(u.chosen[0])} of {u.chosen[2]}" if u is not None and u.chosen[2] > 1 else
+                     ("fixed budget" if r.technique == "none" else "default (no sweep)"),
+                     *([u.test, cell(u), u.verdict] if u is not None else ["", "", ""])])
+    w = METRICS[task].words
+    return md_table(["technique", f"default: {w}", "default: Δ vs none (Holm p)", "default: effect",
+                     "tuned: value (of candidates)", f"tuned: {w}", "tuned: Δ vs none (Holm p)", "tuned: effect"],
+                    rows)
+
+
+def article_table(df: pd.DataFrame, tables: dict) -> str:
+    rows = []
+    for tech, (word, best_for) in ARTICLE.items():
+        cost, gaps, settings = [], {}, ""
+        for task in TASKS:
+            t = tables[task, "default"]
+            if t.empty or tech not in set(t.technique):
+                continue
+            r, none = t.set_index("technique").loc[tech], t.set_index("technique").loc["none"]
+            c = r.cost
+            cost.append(f"{task}: {fmt(c['ratio'])}× by {c['measure']} → {c['word']} ({cost_verdict(c, word)})")
+            if not r.underfits and none.gap.mean:
+                gaps[task] = 1 - r.gap.mean / none.gap.mean
+            art = article_cells(df, task)
+            settings = art[art.technique == tech].settings.iloc[0]
+        if not cost:
+            continue
+        best = max(gaps, key=gaps.get) if gaps else None
+        measured = f"{best} (loss gap {-gaps[best]:+.0%} vs none's)" if best else "underfits everywhere: not credited"
+        rows.append([f"`{tech}`", word, "; ".join(cost), best_for, measured, settings])
+    header = ["technique", "cost: article", "cost: measured (ratio vs none → word, verdict)", "best for: article",
+              "measured: task where the gap shrank most", "settings"]
+    return md_table(header, rows) if rows else "_No article rows._"
+
+
+def sweep_section(df: pd.DataFrame, tables: dict, img) -> list[str]:
+    out = ["## Strength sweeps", "", "Each sweep with its article default; chosen = best mean validation metric "
+           "(metric: MSE for mlp, accuracy for cifar). "
+           f"'stops learning' = final train loss ≥ {STOPS_LEARNING}× the untrained model's validation loss.", ""]
+    for grid, (techs, _, words) in SWEEPS.items():
+        rows = []
+        for task in TASKS:
+            tuned = tables.get((task, "tuned"), pd.DataFrame())
+            chosen = dict(zip(tuned.technique, tuned.chosen)) if len(tuned) else {}
+            cfg = main_config(df, task, grid)
+            for tech in techs:
+                c = ok(df[(df.task == task) & (df.technique == tech) & (df.task_cfg == cfg)
+                          & df.grid.isin(["article", grid])])
+                if not (c.grid == grid).any():
+                    continue
+                for value, v in c.groupby("value"):
+                    mark = [s for s, ok_ in (("default", v.grid.eq("article").any()),
+                                             ("**chosen**", chosen.get(tech, (None,))[0] == value)) if ok_]
+                    ratio = v.train_loss / v.initial_val_loss
+                    rows.append([task, f"`{tech}`", " ".join([fmt(value)] + mark), len(v), mean_ci(v.val_metric),
+                                 mean_ci(v.test_metric), mean_ci(v.train_metric), mean_ci(ratio),
+                                 f"{(ratio >= STOPS_LEARNING).mean():.0%} of seeds"])
+        if rows:
+            out += [f"### {words}", "", md_table(["task", "technique", "value", "n", "validation", "test",
+                                                   "train", "train loss / untrained", "stops learning"], rows), ""]
+            out += img(f"sweep_{grid}")
+    return out
+
+
+def other_sections(df: pd.DataFrame, img) -> list[str]:
+    out = ["## L1: exact zeros", "", f"Claim threshold: ≥ {SPARSE:.0%} of weights exactly 0. `l1` = subgradient "
+           "penalty, `l1_prox` = proximal soft-threshold update.", ""]
+    sp = sparsity_table(df)
+    out += [md_table(["task", "variant", "strength", "n", "exactly 0", "|w| < 1e-3", "test metric"],
+                     [[r.task, f"`{r.technique}`", fmt(r.value), r.n, r.zero, r.small, r.test]
+                      for r in sp.itertuples()])
+            if len(sp) else "_No L1 rows._", ""]
+    es = es_table(df)
+    out += ["## Early stopping and the LR plateau", "", f"'Saves epochs' = ≥ {EPOCHS_SAVED:.0%} of the budget.", ""]
+    out += [md_table(["task", "grid", "technique", "value", "n", "stopped early", "epochs run / budget",
+                      "epochs saved (fraction)", "LR lowered", "reductions (mean)"],
+                     [[r.task, r.grid, f"`{r.technique}`", value_text(r.value), r.n, "—" if np.isnan(r.stopped) else
+                       f"{r.stopped:.0%}", f"{r.epochs_run} / {fmt(r.budget)}", r.saved if r.has_es else "—",
+                       "—" if np.isnan(r.lr_reduced) else f"{r.lr_reduced:.0%}",
+                       "—" if np.isnan(r.reductions) else fmt(r.reductions)]
+                      for r in es.itertuples()]) if len(es) else "_No rows._", ""]
+    dt = depth_table(df)
+    out += ["## Batch norm and depth (MLP, fixed epoch budget)", "", "Trainability = final train loss; Δ = none − "
+            "batchnorm (positive: BN trains further), paired by seed, Holm across depths.", ""]
+    out += [md_table(["depth", "train loss: none", "train loss: BN", "Δ [95% CI]", "Holm p", "BN trains better?",
+                      "test MSE: none", "test MSE: BN"],
+                     [[int(r.depth), r.none_train, r.bn_train, f"{fmt(r.d.mean)} {ci(r.d.lo, r.d.hi)}",
+                       fmt(r.p_holm, 2), r.verdict, r.none_test, r.bn_test] for r in dt.itertuples()])
+            if len(dt) else "_No depth rows._", ""] + img("depth")
+    ts = train_size_table(df)
+    out += ["## Augmentation and training-set size (CIFAR, equal optimizer steps)", ""]
+    out += [md_table(["examples per class", "epochs", "test acc: none", "test acc: augment", "Δ [95% CI]", "Holm p",
+                      "augment helps?"],
+                     [[int(r.n_train) // 10, int(r.epochs), r.none, r.augment, f"{fmt(r.d.mean)} {ci(r.d.lo, r.d.hi)}",
+                       fmt(r.p_holm, 2), r.verdict] for r in ts.itertuples()]) if len(ts) else "_No rows._", ""]
+    return out + img("train_size")
+
+
+# --------------------------------------------------------------------------- REPORT.md, CSVs, CLI
+
+
+def render_preset(df: pd.DataFrame, curves: pd.DataFrame, out: Path, suffix: str = "",
+                  nested: bool = False) -> list[str]:
+    """The report body for rows of one preset (headings one level down when nested under a preset heading)."""
+    tables = tables_vs_none(df)
+    figures = save_figures(df, tables, curves[curves.key.isin(set(df.key))], out, suffix)
+
+    def img(stem: str) -> list[str]:
+        name = f"{stem}{suffix}.png"
+        return [f"![{name}]({name})", ""] if name in figures else []
+
+    lines = []
+    notes = missing_parts(df, tables)
     if notes:
-        out += ["## What is missing or abnormal", ""] + [f"- {n}" for n in notes] + [""]
-    out += ["## The article's table, measured", "", article_table(df), "",
-            f"Cost words from the measured ratio: < {COST_WORDS[0][0]}× Negligible, < {COST_WORDS[1][0]}× Low, "
-            "else Medium-High. Timing noise (interquartile range / median of the baseline's per-epoch step time): "
-            + ", ".join(f"{t}: {timing_noise(article_cells(df, t)):.0%}" for t in TASKS if not article_cells(df, t).empty)
-            + "; ratios closer to 1 than that are not distinguishable from 1.", ""]
-    out += ["## Claims", "", f"Thresholds: paired t-test at α={ALPHA}; 'stops learning' = final train loss ≥ "
-            f"{STOPS_LEARNING}× the untrained model's loss; 'many weights exactly zero' = ≥ {SPARSE:.0%}; "
-            f"'saves epochs' = ≥ {EPOCHS_SAVED:.0%} fewer epochs than the budget.", "",
-            md_table(["claim", "verdict", "numbers"], [[v.claim, f"**{v.verdict}**", v.evidence] for v in all_claims(df)]), ""]
+        lines += ["## What is missing or was flagged", ""] + [f"- {n}" for n in notes] + [""]
+    lines += method_text(df)
+    lines += ["## Claims", "", md_table(["claim", "verdict", "measure", "numbers"],
+                                        [[v.claim, f"**{v.verdict}**", v.measure, v.evidence]
+                                         for v in all_claims(df, tables)]), ""]
+    lines += ["## The article's table, measured", "", article_table(df, tables), ""]
+    lines += ["## Improvement over none at a glance", ""] + img("delta_heatmap") if img("delta_heatmap") else []
     for task in TASKS:
-        out += [f"## Task `{task}`: every technique (article grid)", "", technique_table(df, task), ""]
-    out += ["## Strength sweeps", ""]
-    for grid in SWEEPS:
-        out += [f"### {SWEEPS[grid][1]}", "", sweep_table(df, grid), ""]
-    out += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
-    return "\n".join(out)
+        default, tuned = tables[task, "default"], tables[task, "tuned"]
+        if default.empty:
+            continue
+        lines += [f"## Task `{task}`: each technique vs none", "", "### At the article's default and tuned on "
+                  "validation, side by side", "", side_by_side(default, tuned, task), "",
+                  "### At the article's default", "", headline(default, task, False), "",
+                  "### Tuned on validation", "", headline(tuned, task, True), ""]
+        lines += img(f"pareto_{task}") + img(f"curves_{task}")
+    lines += other_sections(df, img) + sweep_section(df, tables, img)
+    return ["#" + ln if nested and ln.startswith("#") else ln for ln in lines]
+
+
+def render(df: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
+    lines = ["# regbench report", "",
+             f"Built by `make report` from {len(df)} result rows alone (nothing retrained). Commit(s) "
+             f"{', '.join(sorted(df.commit.dropna().astype(str).unique()))}; device(s) "
+             f"{', '.join(sorted(df.device.dropna().astype(str).unique()))}; torch "
+             f"{', '.join(sorted(df.torch.dropna().astype(str).unique()))}; preset(s) "
+             f"{', '.join(sorted(df.preset.dropna().astype(str).unique()))}. Data: `rows.csv` (one line per row) and "
+             "`curves.csv` (every history, long form) beside this file.", ""]
+    lines += warnings_section(df)
+    presets = sorted(df.preset.dropna().astype(str).unique()) or [None]
+    for preset in presets:
+        sub = df if preset is None else df[df.preset == preset]
+        if len(presets) > 1:
+            lines += [f"# Preset `{preset}`", ""]
+        one = len(presets) == 1
+        lines += render_preset(sub, curves, out, "" if one else f"_{preset}", nested=not one)
+    return "\n".join(lines)
+
+
+def write_csvs(df: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:
+    df.drop(columns=["history", "task_cfg", "task_base"]).to_csv(out / "rows.csv", index=False)
+    curves.to_csv(out / "curves.csv", index=False)
+
+
+def load(results_dir: str | Path) -> pd.DataFrame:
+    """Rows of a folder as a frame; skipped files are named on stderr; NoRows when none is left."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = read_rows(results_dir) if Path(results_dir).is_dir() else []
+    for w in caught:
+        print(f"regbench: warning: {w.message}", file=sys.stderr)
+    if not rows:
+        raise NoRows(f"no result rows under {results_dir}")
+    return to_frame(rows)
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path) -> Path:
+    df = load(results_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rows = load_rows(results_dir)
-    for w in caught:
-        print(f"warning: {w.message}")
-    df = to_frame(rows)
-    figures = save_figures(df, out) if not df.empty else []
+    curves = curves_frame(df)
+    write_csvs(df, curves, out)
     report = out / "REPORT.md"
-    report.write_text(render(df, figures))
+    report.write_text(render(df, curves, out))
     return report
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results/runs", help="folder of result rows")
-    parser.add_argument("--out", default="results", help="where REPORT.md and figures go")
-    args = parser.parse_args(argv)
-    print(f"wrote {build_report(args.results, args.out)}")
+def welch(a, b) -> tuple[float, float, float, float]:
+    """Mean of b - a, its 95% Welch CI and p (two independent runs)."""
+    a, b = (pd.to_numeric(pd.Series(x, dtype=object), errors="coerce").dropna().to_numpy(float) for x in (a, b))
+    diff = b.mean() - a.mean() if len(a) and len(b) else float("nan")
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return diff, float("nan"), float("nan"), float("nan")
+    res = stats.ttest_ind(b, a, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    return float(diff), float(ci.low), float(ci.high), float(res.pvalue)
+
+
+def compare(a_dir: str | Path, b_dir: str | Path) -> str:
+    """Per cell (task, technique, grid, swept values): test metric B − A with a Welch 95% CI, and the
+    seconds-to-result ratio B / A."""
+    a, b = load(a_dir), load(b_dir)
+    lines = []
+    for col in ("commit", "device", "preset"):
+        va, vb = sorted(a[col].dropna().astype(str).unique()), sorted(b[col].dropna().astype(str).unique())
+        if len(va) > 1 or len(vb) > 1 or va != vb:
+            lines.append(f"warning: {col}s differ or are mixed: A {va}, B {vb}")
+    key = ["task", "technique", "grid", "swept"]
+    for f in (a, b):
+        f["number"] = f.value.fillna(f.depth.where(f.grid == "depth")).fillna(f.n_train.where(f.grid == "train_size"))
+        f["swept"] = [fmt(v) if pd.notna(v) else f"depth={d}" if g == "depth" else f"n_train={n}"
+                      if g == "train_size" else "-" for v, g, d, n in zip(f.value, f.grid, f.depth, f.n_train)]
+    ga, gb = dict(list(ok(a).groupby(key))), dict(list(ok(b).groupby(key)))
+    number = dict(zip(map(tuple, pd.concat([a, b])[key].values), pd.concat([a, b]).number.fillna(-1)))
+    rows = []
+    for k in sorted(set(ga) | set(gb), key=lambda k: (*k[:3], number[k])):
+        ca, cb = ga.get(k, a.iloc[:0]), gb.get(k, b.iloc[:0])
+        if ca.empty or cb.empty:
+            rows.append([*k, len(ca), len(cb), mean_ci(ca.test_metric), mean_ci(cb.test_metric), "", "", "",
+                         "only in A" if cb.empty else "only in B"])
+            continue
+        diff, lo, hi, p = welch(ca.test_metric, cb.test_metric)
+        ratio = cb.seconds_to_result.mean() / ca.seconds_to_result.mean()
+        note = "task config differs" if set(ca.task_cfg) != set(cb.task_cfg) else ""
+        rows.append([*k, len(ca), len(cb), mean_ci(ca.test_metric), mean_ci(cb.test_metric),
+                     f"{fmt(diff)} {ci(lo, hi)}", fmt(p, 2), f"{fmt(ratio)}×", note])
+    lines.append(md_table(["task", "technique", "grid", "swept", "n A", "n B", "test A", "test B",
+                           "B − A [95% Welch CI]", "p", "s to result B/A", "note"], rows))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["compare"]:
+            parser = argparse.ArgumentParser(prog="python -m bench.report compare", description=compare.__doc__)
+            parser.add_argument("a", help="first result folder (rows)")
+            parser.add_argument("b", help="second result folder (rows)")
+            args = parser.parse_args(argv[1:])
+            print(compare(args.a, args.b))
+            return
+        parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+        parser.add_argument("--results", default="results/runs", help="folder of result rows")
+        parser.add_argument("--out", default="results", help="where REPORT.md, figures and CSVs go")
+        args = parser.parse_args(argv)
+        print(f"wrote {build_report(args.results, args.out)}")
+    except (NoRows, SchemaError) as e:
+        print(f"regbench: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

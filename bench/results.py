@@ -19,6 +19,11 @@ from pathlib import Path
 import torch
 
 SCHEMA_VERSION = 2
+# The row key covers what changes the result, and nothing else. Fields left at their dataclass default are
+# not hashed, so adding a config field (at a default that keeps the old behaviour) keeps every stored key;
+# bump KEY_VERSION when a change of code or of a default changes what an existing key's experiment does.
+KEY_VERSION = 1
+NOT_EXPERIMENT = ("data_path", "cache_dir")  # where files live, not what is run
 
 
 class SchemaError(RuntimeError):
@@ -26,7 +31,7 @@ class SchemaError(RuntimeError):
 
 
 def cell_config(cfg, device: torch.device) -> dict:
-    """What defines a cell (everything but the seed): task, technique, preset, grid and device kind."""
+    """The resolved config a row carries: task, technique, preset, grid and device kind."""
     return {
         "task": dataclasses.asdict(cfg.task),
         "technique": dataclasses.asdict(cfg.technique),
@@ -36,13 +41,42 @@ def cell_config(cfg, device: torch.device) -> dict:
     }
 
 
-def row_key(cell: dict, seed: int) -> str:
-    blob = json.dumps({"cell": cell, "seed": seed}, sort_keys=True)
+def changed_fields(obj, exclude: tuple[str, ...] = ()) -> dict:
+    """The dataclass fields of obj that differ from their defaults."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
+            if f.name not in exclude and getattr(obj, f.name) != f.default}
+
+
+def experiment(cfg, device: torch.device) -> dict:
+    """What a row's key covers: the task's non-default fields (not where its files live), the technique's
+    name and its switched-on pieces with their non-default fields, the grid and the device kind."""
+    technique = cfg.technique
+    return {
+        "key_version": KEY_VERSION,
+        "task": {"name": cfg.task.name, **changed_fields(cfg.task, NOT_EXPERIMENT)},
+        "technique": {"name": technique.name, **{p: changed_fields(getattr(technique, p)) for p in technique.pieces()}},
+        "grid": cfg.grid,
+        "device_type": device.type,
+    }
+
+
+def row_key(spec: dict, seed) -> str:
+    blob = json.dumps({"cell": spec, "seed": seed}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def row_path(results_dir: str | Path, cell: dict, seed: int) -> Path:
-    return Path(results_dir) / cell["task"]["name"] / cell["technique"]["name"] / f"{row_key(cell, seed)}.json"
+def row_path(results_dir: str | Path, spec: dict, seed: int) -> Path:
+    return Path(results_dir) / spec["task"]["name"] / spec["technique"]["name"] / f"{row_key(spec, seed)}.json"
+
+
+def finished_row(path: Path) -> dict | None:
+    """The row at path if it needs no rerun: readable and trained to the end (ok or diverged). A missing,
+    truncated or failed row (e.g. out of memory) gives None: its seed is trained again."""
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return row if isinstance(row, dict) and row.get("status") in ("ok", "diverged") else None
 
 
 @functools.cache
@@ -85,15 +119,18 @@ def write_row(path: Path, row: dict) -> None:
     """Atomic: write a temp file in the same folder, fsync, then rename over the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_finite(row), f, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_finite(row), f, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:  # interrupted (Ctrl-C, SIGTERM) before the rename: leave no temp file
+        tmp.unlink(missing_ok=True)
 
 
-def make_row(cell: dict, seed: int, metrics: dict, env: dict, mode: str) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "key": row_key(cell, seed), "config": cell,
+def make_row(cell: dict, spec: dict, seed: int, metrics: dict, env: dict, mode: str) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "key": row_key(spec, seed), "config": cell,
             "task": cell["task"]["name"], "technique": cell["technique"]["name"], "preset": cell["preset"],
             "grid": cell["grid"], "training_mode": mode, "env": env, **metrics}
 

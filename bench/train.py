@@ -436,24 +436,28 @@ def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch
 
 
 def run_cell(cfg: Config) -> dict:
-    """Train the seeds of one cell that have no row yet and write one row per seed.
+    """Train the seeds of one cell that have no finished row yet and write one row per seed.
 
-    Returns {"written": n, "skipped": n}. A seed whose training raises is recorded with
-    status=failed, so one broken cell never stops a grid.
+    Returns {"written": n, "skipped": n, "failed": n, "rows": [...]}. A seed whose training raises is
+    recorded with status=failed, so one broken cell never stops a grid; a rerun trains it again.
     """
     from bench.data import load_task_data
-    from bench.results import cell_config, environment, make_row, row_key, row_path, write_row
+    from bench.results import (cell_config, environment, experiment, finished_row, make_row, row_key, row_path,
+                               write_row)
 
     device = pick_device(cfg.device)
-    cell = cell_config(cfg, device)
-    todo = [s for s in cfg.preset.seed_list() if not row_path(cfg.results_dir, cell, s).exists()]
-    skipped = cfg.preset.seeds - len(todo)
+    cell, spec = cell_config(cfg, device), experiment(cfg, device)
+    paths = {s: row_path(cfg.results_dir, spec, s) for s in cfg.preset.seed_list()}
+    existing = {s: finished_row(p) for s, p in paths.items()}
+    done = [row for row in existing.values() if row]
+    todo = [s for s, row in existing.items() if not row]
     if not todo:
-        return {"written": 0, "skipped": skipped}
+        return {"written": 0, "skipped": len(done), "failed": 0, "rows": done}
     vectorized = use_vectorized(cfg, device)
     groups = [todo] if vectorized else [[s] for s in todo]
     env = environment(device)
     data = load_task_data(cfg.task, device, todo)
+    rows = []  # this run's
     for seeds in groups:
         first = todo.index(seeds[0])
         try:
@@ -461,8 +465,11 @@ def run_cell(cfg: Config) -> dict:
                                   device, cfg.progress)
         except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
             metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
-        run_id = row_key(cell, seeds)
+        run_id = row_key(spec, seeds)
         for m in metrics:
-            row = make_row(cell, m["seed"], {**m, "cell_run_id": run_id}, env, "vectorized" if vectorized else "sequential")
-            write_row(row_path(cfg.results_dir, cell, m["seed"]), row)
-    return {"written": len(todo), "skipped": skipped}
+            row = make_row(cell, spec, m["seed"], {**m, "cell_run_id": run_id}, env,
+                           "vectorized" if vectorized else "sequential")
+            write_row(row_path(cfg.results_dir, spec, m["seed"]), row)
+            rows.append(row)
+    failed = sum(r["status"] == "failed" for r in rows)
+    return {"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows}

@@ -1,127 +1,160 @@
-"""The report from fixture rows written here: table values, verdicts, missing data, bad files."""
+"""The report end to end from fixture v2 rows: REPORT.md, figures, CSVs, compare, and the one-line failures."""
 import json
-import math
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
-from scipy import stats
 
-from bench.report import build_report, mean_ci, to_frame, all_claims, technique_table
-from bench.results import SCHEMA_VERSION, load_rows, write_row
+from bench.analysis import to_frame
+from bench.claims import tables_vs_none
+from bench.report import article_table, build_report, main
+from tests.rows_v2 import make_row, small_rows, write_rows
 
-
-def fake_row(task, technique, seed, *, grid="article", test=0.5, train=0.1, cost=1.0, epochs=100, budget=100,
-             frac_zero=0.0, depth=2, n_train=100, strength=None, initial=1.0):
-    final = {"train_loss": train, "test_loss": test if task == "mlp" else 1.0, "gap": (test if task == "mlp" else 1.0) - train}
-    if task == "cifar":
-        final.update(test_acc=test, train_acc=0.9)
-    tech_cfg = {"name": technique}
-    if technique == "l2":
-        tech_cfg["l2"] = {"weight_decay": strength or 1e-4, "decoupled": False}
-    return {
-        "schema_version": SCHEMA_VERSION, "task": task, "technique": technique, "grid": grid, "preset": "quick",
-        "seed": seed, "status": "ok", "env": {"device": "cpu (test)", "torch": "x", "git_commit": "abc"},
-        "config": {"task": {"name": task, "epochs": budget, "depth": depth, "n_train": n_train}, "technique": tech_cfg},
-        "final": final, "epochs_run": epochs, "best_epoch": epochs, "initial_val_loss": initial,
-        "train_seconds_per_epoch": cost, "hook_seconds_per_epoch": 0.0, "eval_seconds_per_epoch": 0.1,
-        "wall_seconds": cost * epochs, "samples_per_s": 100 / cost, "frac_weights_zero": frac_zero,
-        "frac_weights_below_1e-3": frac_zero, "weight_l2_norm": 1.0, "noise_floor": 0.25,
-        "history": [{"epoch": e, "train_loss": train, "val_loss": test, "test_loss": test, "lr": 1e-3} for e in (1, 2)],
-    }
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = {"pareto_mlp.png", "pareto_cifar.png", "delta_heatmap.png", "curves_mlp.png", "curves_cifar.png",
+           "sweep_l2.png", "sweep_adamw.png", "sweep_l1.png", "sweep_dropout.png", "sweep_augment.png",
+           "sweep_patience.png", "depth.png", "train_size.png"}
 
 
-def write(tmp_path, rows):
-    for i, r in enumerate(rows):
-        write_row(tmp_path / "runs" / f"{i}.json", r)
-    return tmp_path / "runs"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("full")
+    rows = small_rows()
+    report = build_report(write_rows(tmp / "runs", rows), tmp / "out")
+    return rows, tmp / "out", report.read_text()
+
+
+def test_report_has_every_part(built):
+    _, _, text = built
+    for part in ("## Claims", "## The article's table, measured", "## Task `mlp`: each technique vs none",
+                 "## Task `cifar`: each technique vs none", "side by side", "### At the article's default",
+                 "### Tuned on validation", "## L1: exact zeros", "## Early stopping and the LR plateau",
+                 "## Batch norm and depth", "## Augmentation and training-set size", "## Strength sweeps"):
+        assert part in text, part
+    assert "mlp: weight init, data order and the training/validation set drawn" in text  # variance stated
+    assert "cifar: weight init, data order and dropout/augmentation draws on a fixed data subset" in text
+    assert "more than 0.10 below none's" in text and "1.5× the noise floor" in text  # thresholds stated
+    assert "baseline (fixed epoch budget)" in text and "no sweep: default" in text
+    assert "Holm p" in text and "bootstrap 95% CI" in text and "time to none's best val" in text
+
+
+def test_figures_are_written_and_linked(built):
+    _, out, text = built
+    for name in FIGURES:
+        assert (out / name).stat().st_size > 5000, name
+        assert f"![{name}]({name})" in text  # shown beside its section
+
+
+def test_rows_csv_and_curves_csv(built):
+    rows, out, _ = built
+    table = pd.read_csv(out / "rows.csv")
+    assert len(table) == len(rows) and "history" not in table.columns
+    assert {"key", "task", "technique", "grid", "seed", "test_metric", "val_metric", "seconds_to_result",
+            "cell_run_id", "epoch_seconds_median"} <= set(table.columns)
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.split) == {"val", "train_running", "train", "test"}
+    assert (curves.split == "val").sum() == sum(len(r["history"]) for r in rows)
+
+
+def test_no_rows_fails_with_one_line_and_leaves_the_report(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "REPORT.md").write_text("the old report\n")
+    for runs in (tmp_path / "empty", tmp_path / "missing"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(SystemExit) as exit_:
+            main(["--results", str(runs), "--out", str(tmp_path / "out")])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err == f"regbench: error: no result rows under {runs}\n"
+    assert (tmp_path / "out" / "REPORT.md").read_text() == "the old report\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["REPORT.md"]
+
+
+def test_command_line_exit_status(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "new.json").write_text(json.dumps({"schema_version": 99}))
+    done = subprocess.run([sys.executable, "-m", "bench.report", "--results", str(tmp_path / "runs"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("regbench: error: ") and "schema 99" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _compare_sets(tmp_path):
+    a, b = [], []
+    for seed in range(4):
+        for tech in ("none", "l2"):
+            row = make_row("mlp", tech, seed, epochs=10)
+            a.append(row)
+            slower = {**row, "seconds_to_result": 2 * row["seconds_to_result"],
+                      "env": {**row["env"], "git_commit": "def5678"}}
+            if tech == "l2":
+                slower["final"] = {**row["final"], "test_loss": row["final"]["test_loss"] + 0.1}
+            b.append(slower)
+        a.append(make_row("mlp", "augment", seed, epochs=10))
+    return write_rows(tmp_path / "a", a), write_rows(tmp_path / "b", b)
+
+
+def test_compare_two_result_sets(tmp_path, capsys):
+    a_dir, b_dir = _compare_sets(tmp_path)
+    main(["compare", str(a_dir), str(b_dir)])
+    out = capsys.readouterr().out
+    assert "warning: commits differ or are mixed: A ['abc1234'], B ['def5678']" in out
+    lines = {tuple(c.strip() for c in ln.split("|")[1:5]): ln for ln in out.splitlines() if ln.startswith("| mlp")}
+    l2 = [c.strip() for c in lines["mlp", "l2", "article", "0.0001"].split("|")[1:-1]]
+    assert l2[8].startswith("0.1 [") and l2[10] == "2×"
+    none = [c.strip() for c in lines["mlp", "none", "article", "-"].split("|")[1:-1]]
+    assert none[8].startswith("0 ")
+    assert lines["mlp", "augment", "article", "1"].rstrip(" |").endswith("only in A")
+    makefile = (ROOT / "Makefile").read_text()
+    assert "compare:" in makefile and "-m bench.report compare $(A) $(B)" in makefile
 
 
 @pytest.fixture
-def grid_rows():
+def no_drawing(monkeypatch):
+    """Figures are tested elsewhere: record what would be drawn, per preset suffix, without drawing it."""
+    drawn = []
+
+    def fake(df, tables, curves, out, suffix=""):
+        drawn.append((suffix, sorted(df.task.unique())))
+        return [f"pareto_{t}{suffix}.png" for t in sorted(df.task.unique())]
+
+    monkeypatch.setattr("bench.report.save_figures", fake)
+    return drawn
+
+
+def test_several_commits_devices_and_presets_are_warned_and_grouped(tmp_path, no_drawing):
+    rows = [make_row("mlp", t, s, epochs=10) for t in ("none", "l2") for s in range(2)]
+    rows += [make_row("mlp", t, s, epochs=10, preset="full", commit="def5678", device="NVIDIA H100")
+             for t in ("none", "l2") for s in range(2)]
+    text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
+    assert "rows come from 2 commits (abc1234, def5678)" in text and "rows come from 2 devices" in text
+    assert "each preset is reported on its own" in text and "| commit | device | preset |" in text
+    assert "# Preset `full`" in text and "# Preset `quick`" in text
+    assert sorted(no_drawing) == [("_full", ["mlp"]), ("_quick", ["mlp"])]  # one set of figures per preset
+    assert "![pareto_mlp_full.png](pareto_mlp_full.png)" in text
+
+
+def test_diverged_and_bad_files_are_reported(tmp_path, capsys, no_drawing):
+    bad = make_row("mlp", "l2", 1, epochs=10, status="diverged", diverged_epoch=3)
+    runs = write_rows(tmp_path / "runs", [make_row("mlp", "none", 0, epochs=10), make_row("mlp", "none", 1, epochs=10),
+                                          make_row("mlp", "l2", 0, epochs=10), bad])
+    (runs / "cut.json").write_text('{"schema_version": 2, "tas')
+    text = build_report(runs, tmp_path / "out").read_text()
+    assert "cut.json" in capsys.readouterr().err
+    assert "`mlp/l2` seed 1 (article grid): **diverged** at epoch 3 (excluded)" in text
+    assert "no article-grid rows for task `cifar`" in text and "single seed" in text
+    assert "1 seed(s) not ok, excluded" in text
+
+
+def test_an_underfitting_technique_gets_no_credit_for_its_gap():
     rows = []
-    for s in range(3):
-        rows += [fake_row("mlp", "none", s, test=0.60 + 0.01 * s, train=0.01, cost=1.0),
-                 fake_row("mlp", "l2", s, test=0.50 + 0.01 * s, train=0.05, cost=1.02),
-                 fake_row("mlp", "augment", s, test=0.58 + 0.02 * s, train=0.05, cost=2.0),
-                 fake_row("mlp", "l1", s, test=0.55, train=0.05, cost=1.2, frac_zero=0.4),
-                 fake_row("mlp", "early_stopping", s, test=0.52 + 0.01 * s, train=0.2, cost=1.0, epochs=40)]
-    return rows
-
-
-def test_mean_and_95_ci_use_the_t_distribution():
-    s = mean_ci([1.0, 2.0, 3.0])
-    assert s.mean == 2.0 and s.n == 3
-    assert s.half_width == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
-    assert str(mean_ci([4.0])) == "4 (n=1)"
-
-
-def test_technique_table_holds_the_expected_numbers(grid_rows):
-    table = technique_table(to_frame(grid_rows), "mlp")
-    lines = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
-    assert set(lines) == {"`none`", "`l2`", "`augment`", "`l1`", "`early_stopping`"}
-    l2 = [c.strip() for c in lines["`l2`"].split("|")[1:-1]]
-    assert l2[1] == "3"
-    assert l2[2].startswith("0.51 ± ")  # test loss mean
-    assert l2[9] == "1.02×"  # cost ratio vs none
-    assert l2[10] == "-0.1"  # paired difference vs none, same seeds
-    assert l2[11] == "n/a"  # identical differences: no t-test possible
-
-
-def test_verdicts_follow_the_rows(grid_rows):
-    verdicts = {v.claim: v.verdict for v in all_claims(to_frame(grid_rows))}
-    assert verdicts["augment: medium-high cost"] == "supported"
-    assert verdicts["l2 and early_stopping: negligible cost"] == "supported"
-    assert verdicts["L1 drives many weights to exactly zero"] == "supported"
-    assert verdicts["Early stopping saves epochs"] == "supported"
-    assert verdicts["Batch norm helps most for deep networks (10+ layers)"] == "inconclusive"  # no depth rows
-    slow_l2 = [fake_row("mlp", "l2", s, cost=3.0) if r["technique"] == "l2" else r for s, r in enumerate(grid_rows)]
-    verdicts = {v.claim: v.verdict for v in all_claims(to_frame(slow_l2))}
-    assert verdicts["l2 and early_stopping: negligible cost"] != "supported"
-
-
-def test_depth_and_over_regularization_verdicts(grid_rows):
-    rows = list(grid_rows)
-    for s in range(2):
-        for depth, gain in ((2, 0.0), (4, 0.01), (12, 0.2), (16, 0.3)):
-            rows.append(fake_row("mlp", "none", s, grid="depth", depth=depth, test=1.0))
-            rows.append(fake_row("mlp", "batchnorm", s, grid="depth", depth=depth, test=1.0 - gain))
-        rows.append(fake_row("mlp", "l2", s, grid="l2", strength=1e-5, train=0.01, initial=1.0))
-        rows.append(fake_row("mlp", "l2", s, grid="l2", strength=1e-1, train=0.95, initial=1.0))
-    verdicts = {v.claim: v.verdict for v in all_claims(to_frame(rows))}
-    assert verdicts["Batch norm helps most for deep networks (10+ layers)"] == "supported"
-    assert verdicts["Over-regularizing stops learning"] == "supported"
-
-
-def test_report_renders_with_a_missing_task_and_a_single_seed(tmp_path):
-    rows = [fake_row("mlp", "none", 0), fake_row("mlp", "l2", 0)]
-    report = build_report(write(tmp_path, rows), tmp_path / "out")
-    text = report.read_text()
-    assert "no article-grid rows for task `cifar`" in text
-    assert "single seed" in text and "(n=1)" in text
-    assert (tmp_path / "out" / "metric_mlp.png").stat().st_size > 1000
-    assert "metric_cifar.png" not in text
-
-
-def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
-    runs = write(tmp_path, [fake_row("mlp", "none", 0)])
-    (runs / "cut.json").write_text('{"schema_version": 1, "tas')
-    (runs / "other.json").write_text(json.dumps({"some": "tool"}))
-    report = build_report(runs, tmp_path / "out")
-    printed = capsys.readouterr().out
-    assert "cut.json" in printed and "other.json" in printed
-    assert "from 1 result rows" in report.read_text()
-
-
-def test_diverged_cells_are_shown_not_dropped(tmp_path):
-    bad = fake_row("mlp", "l2", 0)
-    bad.update(status="diverged", diverged_epoch=3)
-    text = build_report(write(tmp_path, [fake_row("mlp", "none", 0), bad]), tmp_path / "out").read_text()
-    assert "`mlp/l2` seed 0 (article grid): **diverged** at epoch 3" in text
-
-
-def test_empty_results_say_so(tmp_path):
-    (tmp_path / "runs").mkdir()
-    assert "No result rows found" in build_report(tmp_path / "runs", tmp_path / "out").read_text()
-
-
-def test_rows_are_read_back_as_written(tmp_path, grid_rows):
-    assert len(load_rows(write(tmp_path, grid_rows))) == len(grid_rows)
+    for seed in range(3):
+        rows += [make_row("cifar", "none", seed, epochs=6, train_acc=0.99),
+                 make_row("cifar", "l2", seed, epochs=6, train_acc=0.80)]
+    df = to_frame(rows)
+    tables = tables_vs_none(df)
+    assert bool(tables["cifar", "default"].set_index("technique").underfits["l2"])
+    line = next(ln for ln in article_table(df, tables).splitlines() if ln.startswith("| `l2`"))
+    assert "underfits everywhere: not credited" in line

@@ -3,14 +3,40 @@ import json
 
 import pytest
 
-from bench.results import SCHEMA_VERSION, SchemaError, load_rows, row_key, write_row
+import torch
+
+from bench.results import SCHEMA_VERSION, SchemaError, experiment, load_rows, row_key, write_row
+from tests.conftest import ROOT, make_config
+
+CPU = torch.device("cpu")
 
 
-def test_key_depends_on_config_and_seed_only():
-    cell = {"task": {"name": "mlp", "epochs": 2}, "technique": {"name": "l2"}, "preset": "smoke", "device_type": "cpu"}
-    assert row_key(cell, 0) == row_key(json.loads(json.dumps(cell)), 0)
-    assert row_key(cell, 0) != row_key(cell, 1)
-    assert row_key(cell, 0) != row_key({**cell, "task": {"name": "mlp", "epochs": 3}}, 0)
+def key(*overrides, seed=0):
+    return row_key(experiment(make_config(*overrides), CPU), seed)
+
+
+def test_key_depends_on_the_experiment_and_seed_only():
+    spec = experiment(make_config("technique=l2"), CPU)
+    assert row_key(spec, 0) == row_key(json.loads(json.dumps(spec)), 0)
+    assert key("technique=l2") != key("technique=l2", seed=1)
+    assert key("technique=l2") != key("technique=l2", "task.epochs=3")
+    assert key("technique=l2") != key("technique=l2", "technique.l2.weight_decay=0.5")
+    assert key("technique=l2") != key("technique=l2", "+grid=l2")
+
+
+def test_key_ignores_where_files_live_and_pieces_that_are_off(tmp_path):
+    base = key("task=cifar", "technique=none")
+    assert key("task=cifar", "technique=none", f"task.data_path={tmp_path}/x", "task.cache_dir=elsewhere") == base
+    assert key("task=cifar", "technique=none", "task.data_path=../x") == base  # the same archive, spelled otherwise
+    assert experiment(make_config("technique=l2"), CPU)["technique"] == {"name": "l2", "l2": {}}  # defaults unhashed
+
+
+def test_stored_row_keys_survive_new_config_fields():
+    """A row written by an earlier commit (tests/fixtures/row_key_v1.json, its config and key as stored) keeps its
+    key: fields added since, at their defaults, are not hashed."""
+    stored = json.loads((ROOT / "tests" / "fixtures" / "row_key_v1.json").read_text())
+    cfg = make_config(*stored["overrides"])
+    assert row_key(experiment(cfg, CPU), stored["seed"]) == stored["key"]
 
 
 def test_write_is_atomic_and_strict_json(tmp_path):

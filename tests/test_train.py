@@ -136,8 +136,10 @@ def test_a_diverging_seed_is_recorded_and_the_others_go_on():
 
 def test_row_has_every_promised_field(tmp_path):
     cfg = make_config("technique=l2_es", f"results_dir={tmp_path}", "preset.seeds=2", "task.epochs=25")
-    assert run_cell(cfg) == {"written": 2, "skipped": 0}
+    outcome = run_cell(cfg)
+    assert (outcome["written"], outcome["skipped"], outcome["failed"]) == (2, 0, 0)
     rows = load_rows(tmp_path)
+    assert sorted(r["key"] for r in rows) == sorted(r["key"] for r in outcome["rows"])
     assert sorted(r["seed"] for r in rows) == [0, 1]
     row = rows[0]
     assert row["schema_version"] == 2 and row["status"] == "ok"
@@ -164,10 +166,11 @@ def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
     cfg = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=2")
     run_cell(cfg)
     files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.json")}
-    assert run_cell(cfg) == {"written": 0, "skipped": 2}
+    again = run_cell(cfg)
+    assert (again["written"], again["skipped"], len(again["rows"])) == (0, 2, 2)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.json")} == files
     more = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=3")
-    assert run_cell(more) == {"written": 1, "skipped": 2}
+    assert (run_cell(more)["written"], run_cell(more)["skipped"]) == (1, 3)
     assert not list(tmp_path.rglob("*.tmp"))
     assert all(json.loads(p.read_text())["seed"] in (0, 1, 2) for p in tmp_path.rglob("*.json"))
 
@@ -193,3 +196,25 @@ def test_stacked_cnn_seeds_match_sequential_training(technique, float64, cifar_a
         alone = train_seeds(cfg.task, cfg.technique, [s], data, CPU)[0]
         for key in ("train_loss", "val_loss", "test_loss", "test_acc"):
             assert together[s]["final"][key] == pytest.approx(alone["final"][key], rel=1e-9)
+
+
+def test_failed_and_truncated_rows_are_trained_again_on_rerun(tmp_path, monkeypatch):
+    cfg = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=2", "vectorize=off")
+    real = train_module.train_seeds
+
+    def out_of_memory_for_seed_1(task, technique, seeds, *args, **kwargs):
+        if seeds == [1]:
+            raise RuntimeError("out of memory")
+        return real(task, technique, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_seeds", out_of_memory_for_seed_1)
+    first = run_cell(cfg)
+    assert (first["written"], first["failed"]) == (2, 1)
+    monkeypatch.setattr(train_module, "train_seeds", real)
+    second = run_cell(cfg)
+    assert (second["written"], second["skipped"], second["failed"]) == (1, 1, 0)  # only the failed seed
+    path = next(p for p in tmp_path.rglob("*.json") if json.loads(p.read_text())["seed"] == 0)
+    path.write_text(path.read_text()[:50])  # truncated, e.g. by a full disk
+    third = run_cell(cfg)
+    assert (third["written"], third["skipped"]) == (1, 1)
+    assert {r["status"] for r in load_rows(tmp_path)} == {"ok"}

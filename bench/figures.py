@@ -1,0 +1,268 @@
+"""Figures: one fixed colour per technique; Pareto fronts, Δ heatmap, learning curves, sweeps, depth, train size."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from adjustText import adjust_text  # noqa: E402
+
+from bench.analysis import (COMBOS, METRICS, SWEEPS, TASKS, article_cells, improvement, mean_ci, ok,  # noqa: E402
+                            sweep_candidates)
+from bench.claims import train_size_cells  # noqa: E402
+
+COLOURS = {  # technique -> colour, the same in every figure
+    "none": "#000000", "l2": "#1f77b4", "adamw": "#6baed6", "l1": "#ff7f0e", "l1_prox": "#b35806",
+    "dropout": "#2ca02c", "batchnorm": "#d62728", "augment": "#9467bd", "early_stopping": "#8c564b",
+    "lr_plateau": "#e377c2", "l2_es": "#17becf", "l2_es_dropout": "#bcbd22", "dropout_bn": "#f4a3a8",
+    "recommended": "#7f7f7f", "all": "#c7b26b",
+}
+Y_WORDS = {"mlp": "test MSE (lower is better)", "cifar": "test accuracy (higher is better)"}
+LOSS_WORDS = {"mlp": "MSE", "cifar": "cross-entropy"}
+CURVE_TECHNIQUES = ("none", "l2", "dropout", "batchnorm", "augment", "early_stopping", "recommended")
+
+
+def colour(technique: str) -> str:
+    return COLOURS.get(technique, "#555555")
+
+
+def marker(technique: str) -> str:
+    return "X" if technique == "none" else "s" if technique in COMBOS else "o"
+
+
+def pareto_front(x, y, higher: bool) -> list[int]:
+    """Indices of the points no other point beats on both time (lower) and metric, sorted by time."""
+    order = sorted(range(len(x)), key=lambda i: (x[i], -y[i] if higher else y[i]))
+    front, best = [], -np.inf
+    for i in order:
+        score = y[i] if higher else -y[i]
+        if score > best:
+            front.append(i)
+            best = score
+    return front
+
+
+def _log_if_wide(ax, values, axis="x", span=10) -> None:
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0])
+    if len(v) and v.max() / v.min() >= span:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def _plain_log(axis, minor: bool = False) -> None:
+    """Tick labels like 0.4 and 50 on a log axis (no 4x10^-1); minor ticks labelled only when asked."""
+    plain = FuncFormatter(lambda v, _: f"{v:.2g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain if minor else NullFormatter())
+
+
+def _log_y(ax, values) -> None:
+    """Log y with plain labels; minor ticks labelled too when the data span less than a decade."""
+    v = [x for x in values if np.isfinite(x) and x > 0]
+    ax.set_yscale("log")
+    _plain_log(ax.yaxis, minor=bool(v) and max(v) / min(v) < 10)
+
+
+def _noise_floor(ax, df: pd.DataFrame, task: str) -> None:
+    floor = df[df.task == task].noise_floor.dropna()
+    if task == "mlp" and len(floor):
+        ax.axhline(floor.mean(), color="grey", ls=":", lw=1)
+        ax.annotate("noise floor (best possible MSE)", (0.01, floor.mean()), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="grey", va="bottom")
+
+
+def plot_pareto(tables: dict, df: pd.DataFrame, task: str):
+    t = tables.get((task, "default"))
+    if t is None or t.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    x = [s.mean for s in t.result_s]
+    y = [s.mean for s in t.test]
+    for r, xi, yi in zip(t.itertuples(), x, y):
+        ax.errorbar(xi, yi, xerr=np.nan_to_num(r.result_s.half), yerr=np.nan_to_num(r.test.half),
+                    fmt=marker(r.technique), color=colour(r.technique), ms=7, capsize=2, lw=0.8, label=r.technique,
+                    mfc="white" if r.underfits else colour(r.technique))
+    front = pareto_front(x, y, METRICS[task].higher)
+    ax.plot([x[i] for i in front], [y[i] for i in front], color="grey", lw=1, ls="-", zorder=0)
+    texts = [ax.text(x[i], y[i], t.technique.iloc[i], fontsize=8) for i in front]
+    none_y = y[list(t.technique).index("none")] if "none" in set(t.technique) else None
+    if none_y is not None:
+        ax.axhline(none_y, color=COLOURS["none"], ls="--", lw=0.8)
+        ax.annotate("none", (0.99, none_y), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7)
+    _noise_floor(ax, df, task)
+    _log_if_wide(ax, x, "x", 5)
+    if ax.get_xscale() == "log":
+        _plain_log(ax.xaxis)
+    adjust_text(texts, x=x, y=y, target_x=[x[i] for i in front], target_y=[y[i] for i in front], ax=ax,
+                expand=(1.3, 1.6), force_static=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="grey", lw=0.5))
+    ax.set_xlabel("seconds to result: wall time to the reported checkpoint (s, mean over seeds)")
+    ax.set_ylabel(Y_WORDS[task])
+    ax.set_title(f"{task}: test metric vs time, article defaults (grey line: Pareto front, labelled; "
+                 f"hollow: underfits)", fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="technique", title_fontsize=7)
+    return fig
+
+
+def _stars(p: float) -> str:
+    return "" if not np.isfinite(p) else "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def plot_delta_heatmap(tables: dict):
+    tasks = [t for t in TASKS if len(tables.get((t, "default"), pd.DataFrame())) > 1]  # none and one more
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 6.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        frames = {k: tables[task, k].set_index("technique") for k in ("default", "tuned")}
+        names = [n for n in frames["default"].index if n != "none"]
+        values = np.array([[improvement(task, frames[k].d[n].mean) if n in frames[k].index else np.nan
+                            for k in frames] for n in names])
+        vmax = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+        ax.imshow(values, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
+        for i, n in enumerate(names):
+            for j, k in enumerate(frames):
+                r = frames[k].loc[n] if n in frames[k].index else None
+                text = "n/a" if r is None or not np.isfinite(values[i, j]) else \
+                    "not testable" if r.skip else f"{values[i, j]:+.3f}{_stars(r.p_holm)}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * vmax else "black")
+        ax.set_xticks(range(2), ["at default", "tuned on val"])
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        unit = "accuracy gain" if task == "cifar" else "MSE reduction"
+        ax.set_title(f"{task}: improvement over none\n({unit}; colour scale per task)", fontsize=9)
+        fig.colorbar(ax.images[0], ax=ax, shrink=0.6, label=f"{unit} (test)")
+    fig.subplots_adjust(wspace=0.75, bottom=0.1)
+    fig.text(0.5, 0.01, "* / ** / ***: Holm-adjusted paired t-test p < 0.05 / 0.01 / 0.001 (within task and "
+             "table); blue = better than none", ha="center", fontsize=8)
+    return fig
+
+
+def plot_curves(curves: pd.DataFrame, df: pd.DataFrame, task: str):
+    keys = set(article_cells(df, task).key)
+    data = curves[curves.key.isin(keys) & curves.technique.isin(CURVE_TECHNIQUES)]
+    if data.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, split, words in zip(axes, ("train", "val"), ("training set (eval mode, curve epochs)",
+                                                         "validation set (every epoch)")):
+        for tech in [t for t in CURVE_TECHNIQUES if t in set(data.technique)]:
+            d = data[(data.technique == tech) & (data.split == split)]
+            per_epoch = d.groupby("epoch").loss
+            mean = per_epoch.mean()[per_epoch.count() == d.seed.nunique()]  # epochs every seed ran
+            ax.plot(mean.index, mean.values, color=colour(tech), lw=1.4, label=tech,
+                    marker="o" if split == "train" and len(mean) < 40 else None, ms=3)
+        if task == "mlp":
+            _log_y(ax, data[data.split.isin(["train", "val"])].loss)
+            _noise_floor(ax, df, task)
+        ax.set_xlabel("epoch (a line ends where the first of its seeds stopped)")
+        ax.set_ylabel(f"{LOSS_WORDS[task]} loss")
+        ax.set_title(f"{task}: {words}", fontsize=9)
+    axes[1].legend(fontsize=7, title="technique (mean over seeds)", title_fontsize=7)
+    fig.subplots_adjust(wspace=0.08)
+    return fig
+
+
+def plot_sweep(df: pd.DataFrame, grid: str, tables: dict):
+    techs, _, words = SWEEPS[grid]
+    tasks = [t for t in TASKS if len(ok(df[(df.grid == grid) & (df.task == t)]))]
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.8 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        tuned = tables.get((task, "tuned"), pd.DataFrame())
+        tuned = tuned.set_index("technique") if len(tuned) else tuned
+        values, means = [], []
+        for tech in techs:
+            c = ok(sweep_candidates(df, task, tech))
+            if c.empty:
+                continue
+            g = c.groupby("value")
+            for col, ls, mk, name in (("test_metric", "-", "o", "test"), ("val_metric", "--", "s", "validation")):
+                stat = g[col].apply(mean_ci)
+                ax.errorbar(stat.index, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat], ls=ls,
+                            marker=mk, ms=4, color=colour(tech), capsize=2, label=f"{tech}: {name}")
+                means += [s.mean for s in stat]
+            values += list(stat.index)
+            if tech in tuned.index:
+                chosen, default = tuned.chosen[tech][:2]
+                best = stat.get(chosen)  # on the validation curve, where it was chosen
+                if best is not None:
+                    ax.plot([chosen], [best.mean], marker="*", ms=15, color=colour(tech), mec="black", ls="none",
+                            label=f"{tech}: chosen on validation")
+                ax.axvline(default, color=colour(tech), ls=":", lw=0.8)
+        _log_if_wide(ax, values, "x", 100)
+        if task == "mlp":
+            if means and min(means) > 0 and max(means) / min(means) >= 3:
+                _log_y(ax, means)
+        ax.set_xlabel(words)
+        ax.set_ylabel(Y_WORDS[task].replace("test ", "test / validation "))
+        ax.set_title(f"{task}: sweep (dotted line: the article's default)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.subplots_adjust(wspace=0.3)
+    return fig
+
+
+def plot_depth(df: pd.DataFrame):
+    cells = ok(df[(df.grid == "depth") & (df.task == "mlp")])
+    if cells.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, col, words in zip(axes, ("train_loss", "test_loss"), ("final training MSE (trainability)", "test MSE")):
+        _log_y(ax, cells[col])
+        for tech in sorted(cells.technique.unique(), key=lambda t: t != "none"):
+            stat = cells[cells.technique == tech].groupby("depth")[col].apply(mean_ci)
+            ax.errorbar(stat.index, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat], marker="o",
+                        color=colour(tech), capsize=3, label=tech)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(cells.depth.unique()), [str(d) for d in sorted(cells.depth.unique())])
+        ax.axvline(10, color="grey", ls="--", lw=0.8)
+        ax.annotate("10 layers", (10, 1), xycoords=("data", "axes fraction"), fontsize=7, va="top", ha="left")
+        ax.set_xlabel("hidden layers (log scale)")
+        ax.set_ylabel(words + " after the fixed epoch budget")
+        ax.legend(fontsize=8, title="95% CI over seeds", title_fontsize=7)
+    axes[0].set_title("MLP: can it be trained? (final train loss)", fontsize=9)
+    axes[1].set_title("MLP: test MSE beside it", fontsize=9)
+    fig.subplots_adjust(wspace=0.3)
+    return fig
+
+
+def plot_train_size(df: pd.DataFrame):
+    cells, note = train_size_cells(df)
+    if cells.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for tech in sorted(cells.technique.unique(), key=lambda t: t != "none"):
+        stat = cells[cells.technique == tech].groupby("n_train").test_acc.apply(mean_ci)
+        ax.errorbar(np.array(stat.index) / 10, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat],
+                    marker="o", color=colour(tech), capsize=3, label=tech)
+    ax.set_xscale("log")
+    sizes = sorted(cells.n_train.unique() / 10)
+    ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training examples per class (log scale)")
+    ax.set_ylabel(Y_WORDS["cifar"])
+    ax.set_title(f"CIFAR: augmentation vs none by training-set size\n({note})", fontsize=9)
+    ax.legend(fontsize=8, title="95% CI over seeds", title_fontsize=7)
+    return fig
+
+
+def save_figures(df: pd.DataFrame, tables: dict, curves: pd.DataFrame, out: Path, suffix: str = "") -> list[str]:
+    """Draw every figure that has data into out; returns the file names written."""
+    makers = {f"pareto_{t}": (lambda t=t: plot_pareto(tables, df, t)) for t in TASKS}
+    makers["delta_heatmap"] = lambda: plot_delta_heatmap(tables)
+    makers.update({f"curves_{t}": (lambda t=t: plot_curves(curves, df, t)) for t in TASKS})
+    makers.update({f"sweep_{g}": (lambda g=g: plot_sweep(df, g, tables)) for g in SWEEPS})
+    makers.update(depth=lambda: plot_depth(df), train_size=lambda: plot_train_size(df))
+    written = []
+    for name, make in makers.items():
+        fig = make()
+        if fig is None:
+            continue
+        fig.savefig(out / f"{name}{suffix}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(f"{name}{suffix}.png")
+    return written

@@ -1,0 +1,109 @@
+"""Claims: cost words, the comparison with none, and verdicts that need a test either way."""
+import math
+
+import numpy as np
+import pytest
+
+from bench.analysis import holm, to_frame
+from bench.claims import (all_claims, claim_bn_depth, claim_early_stopping, claim_l2_es, combine, cost_verdict,
+                          tables_vs_none, versus_none)
+from tests.rows_v2 import make_row, small_rows
+
+
+@pytest.fixture(scope="module")
+def df():
+    return to_frame(small_rows())
+
+
+@pytest.fixture(scope="module")
+def tables(df):
+    return tables_vs_none(df)
+
+
+def test_cost_verdict_reads_the_claimed_band_with_its_noise():
+    def cost(r, noise):
+        return {"ratio": r, "noise": noise}
+
+    assert cost_verdict(cost(1.02, 0.03), "Negligible") == "supported"
+    assert cost_verdict(cost(1.08, 0.05), "Negligible") == "inconclusive (within timing noise)"
+    assert cost_verdict(cost(1.30, 0.05), "Negligible") == "not supported"
+    assert cost_verdict(cost(0.90, 0.05), "Low") == "supported"  # Low claimed = at most Low
+    assert cost_verdict(cost(1.30, 0.05), "Medium-High") == "not supported"
+    assert cost_verdict(cost(2.00, 0.05), "Medium-High") == "supported"
+    assert cost_verdict(cost(1.00, math.nan), "Negligible").startswith("inconclusive (one measurement")
+
+
+def test_combine_needs_every_part():
+    assert combine(["supported", "supported"]) == "supported"
+    assert combine(["supported", "not supported (x)"]) == "not supported (in part)"
+    assert combine(["supported", "inconclusive (underpowered: ...)"]) == "inconclusive"
+    assert combine(["not testable here (x)", "supported"]) == "supported"
+    assert combine(["not testable here (x)"]) == "not testable here"
+
+
+def test_versus_none_pairs_seeds_and_holm_adjusts_within_the_table(df, tables):
+    t = tables["mlp", "default"]
+    assert t.technique.iloc[0] == "none" and t.verdict.iloc[0] == "baseline (fixed epoch budget)"
+    art = df[(df.grid == "article") & (df.task == "mlp")]
+    by_hand = (art[art.technique == "l2"].set_index("seed").test_loss
+               - art[art.technique == "none"].set_index("seed").test_loss).mean()
+    assert t.set_index("technique").d["l2"].mean == pytest.approx(by_hand)
+    assert np.allclose(t.p_holm.to_numpy(), holm(t.p), equal_nan=True)
+    assert t.p_holm.dropna().gt(t.p.dropna()).any()  # the adjustment did something
+
+
+def test_tuned_table_reports_the_validation_choice(df, tables):
+    sweep = df[(df.task == "cifar") & (df.technique == "l2") & df.grid.isin(["article", "l2"])]
+    best_on_val = sweep.groupby("value").val_acc.mean().idxmax()
+    chosen = tables["cifar", "tuned"].set_index("technique").chosen
+    assert chosen["l2"][0] == best_on_val and chosen["l2"][2] == 5  # 4 sweep values + the default
+    assert chosen["batchnorm"][3] == "no sweep: default"
+    assert chosen["none"][3] == "fixed epoch budget"
+
+
+def test_fixture_claims(df, tables):
+    verdicts = {v.claim: v.verdict for v in all_claims(df, tables)}
+    assert len(verdicts) == 11
+    assert verdicts["Batch norm is for deep networks: its trainability advantage appears only at depth ≥ 10"] \
+        .startswith("supported (advantage at depth [16, 32]")
+    l1 = verdicts["L1 gives exact zeros (≥ 10% of weights)"]
+    assert l1.startswith("supported") and "l1_prox (mlp) from strength 0.001" in l1 and "l1 (" not in l1
+    assert verdicts["Augmentation matters below 10,000 examples per class"] == "supported"
+    assert verdicts["Over-regularizing stops learning"] == "supported"
+
+
+def test_small_noisy_effect_is_underpowered_never_not_supported():
+    rows = []
+    for seed, (base, tech) in enumerate([(0.50, 0.51), (0.52, 0.50), (0.49, 0.52)]):
+        rows += [make_row("cifar", "none", seed, epochs=6, test_acc=base),
+                 make_row("cifar", "l2_es", seed, epochs=6, test_acc=tech, stopped_early=True)]
+    v = claim_l2_es(to_frame(rows))
+    assert v.verdict == "inconclusive"
+    assert "underpowered: minimal detectable difference" in v.evidence and "n=3" in v.evidence
+
+
+def test_regularizer_that_never_acted_gives_no_verdict():
+    rows = []
+    for seed in range(3):
+        rows += [make_row("mlp", "none", seed, epochs=20),
+                 make_row("mlp", "early_stopping", seed, epochs=20, stopped_early=False),
+                 make_row("mlp", "l2_es", seed, epochs=20, stopped_early=False)]
+    df = to_frame(rows)
+    assert claim_early_stopping(df).verdict == "not testable here"
+    assert claim_l2_es(df).verdict == "not testable here"
+    assert ": not testable here (early stopping never stopped)" in all_claims(df)[0].evidence  # its cost claim
+    t = versus_none(df, "mlp").set_index("technique")
+    assert t.verdict["early_stopping"] == "not testable here (early stopping never stopped)"
+    assert math.isnan(t.p_holm["early_stopping"])  # left out of the Holm family
+
+
+def test_bn_advantage_below_depth_10_is_not_supported():
+    rows = []
+    for seed in range(4):
+        jitter = 0.01 * seed
+        for depth, none_loss in ((2, 0.05), (8, 0.6), (16, 1.0), (32, 1.4)):
+            rows.append(make_row("mlp", "none", seed, grid="depth", task_overrides={"depth": depth}, epochs=5,
+                                 train_loss=none_loss + jitter))
+            rows.append(make_row("mlp", "batchnorm", seed, grid="depth", task_overrides={"depth": depth}, epochs=5,
+                                 train_loss=0.05 + 2 * jitter))
+    assert claim_bn_depth(to_frame(rows)).verdict == "not supported (advantage already at depth [8])"
