@@ -358,9 +358,12 @@ def best_val(history: list, task: str) -> float:
     return (max(vals) if higher else min(vals)) if vals else float("nan")
 
 
-def target(none_rows: pd.DataFrame, task: str) -> float:
-    """none's best validation metric: mean over its seeds of each seed's best in its history."""
-    return float(np.nanmean([best_val(h, task) for h in none_rows.history])) if len(none_rows) else float("nan")
+def target(none_rows: pd.DataFrame, task: str) -> dict:
+    """none's best validation metric per seed (the same seed: same init and, for the MLP, the same data draw),
+    with the mean over its seeds under key None for seeds none does not have."""
+    goals = {r.seed: best_val(r.history, task) for r in none_rows.itertuples()}
+    goals[None] = float(np.nanmean(list(goals.values()))) if goals else float("nan")
+    return goals
 
 
 def time_to_target(row, goal: float, task: str) -> tuple[int | None, float | None]:
@@ -379,7 +382,8 @@ def time_to_target(row, goal: float, task: str) -> tuple[int | None, float | Non
 
 def tt_summary(cell: pd.DataFrame, goal: float, task: str) -> dict:
     """Per cell: fraction of seeds reaching the goal, epochs and seconds (mean ± CI over those that did)."""
-    hits = [time_to_target(r, goal, task) for r in cell.itertuples()]
+    hits = [time_to_target(r, goal.get(r.seed, goal[None]) if isinstance(goal, dict) else goal, task)
+            for r in cell.itertuples()]
     reached = [(e, s) for e, s in hits if e is not None]
     return {"reached": len(reached), "n": len(hits), "epochs": mean_ci([e for e, _ in reached]),
             "seconds": mean_ci([s for _, s in reached])}

@@ -96,7 +96,7 @@ def cost_word(ratio: float) -> str:
     return "n/a" if not np.isfinite(ratio) else next(w for bound, w in COST_WORDS if ratio < bound)
 
 
-def measured_cost(cell: pd.DataFrame, none: pd.DataFrame, task: str, goal: float, tt_none: dict) -> dict:
+def measured_cost(cell: pd.DataFrame, none: pd.DataFrame, task: str, goal: dict, tt_none: dict) -> dict:
     """Cost ratio vs none. Measure: time to none's best validation metric (wall seconds, mean over the seeds that
     reached it) when at least half the seeds and one of none's reached it; else per-epoch step time."""
     tt = tt_summary(cell, goal, task)

@@ -125,7 +125,7 @@ def method_text(df: pd.DataFrame) -> list[str]:
         "on its own training set). An underfitting technique is never credited with a smaller gap.",
         "- Cost: time to target = epochs and wall seconds (cumulative train time, plus per epoch the hook and, "
         "for techniques that read it, the validation pass) until the validation metric first reaches none's best "
-        "(mean over none's seeds of each seed's best); mean over the seeds that reached it (k/n). Seconds to "
+        "on the same seed (same init and, for the MLP, the same data draw); mean over the seeds that reached it (k/n). Seconds to "
         "result = wall time to the reported checkpoint. Per-epoch ×none = median epoch step time per seed, one "
         "measurement per timed run (stacked MLP seeds share one: n=1), noise = its IQR/median.",
         f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
