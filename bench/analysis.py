@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-SCHEMA = 2  # the row schema this report reads (ROWS_V2)
+from bench.results import SchemaError, load_rows  # noqa: F401 (SchemaError: for the report's callers)
+
 TASKS = ("mlp", "cifar")
 SINGLES = ("l2", "adamw", "l1", "l1_prox", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau")
 COMBOS = ("l2_es", "l2_es_dropout", "dropout_bn", "recommended", "all")
@@ -51,35 +51,13 @@ class NoRows(RuntimeError):
     """The results folder holds no readable row."""
 
 
-class SchemaError(RuntimeError):
-    """A row of a newer schema than this report reads."""
-
-
 # --------------------------------------------------------------------------- reading
 
 
 def read_rows(results_dir: str | Path) -> list[dict]:
-    """Every schema-v2 row under results_dir; broken, foreign and older rows are skipped with a warning."""
-    rows, old = [], {}
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        try:
-            row = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            warnings.warn(f"skipping {path}: not valid JSON ({e})", stacklevel=2)
-            continue
-        version = row.get("schema_version") if isinstance(row, dict) else None
-        if not isinstance(version, int):
-            warnings.warn(f"skipping {path}: not a regbench row (no schema_version)", stacklevel=2)
-        elif version > SCHEMA:
-            raise SchemaError(f"{path} has row schema {version}; this report reads schema {SCHEMA}")
-        elif version < SCHEMA:
-            old.setdefault(version, []).append(path)
-        else:
-            rows.append(row)
-    for version, paths in old.items():  # one line per old schema, not one per file
-        what = f"{paths[0]}:" if len(paths) == 1 else f"{len(paths)} rows under {results_dir} (first {paths[0]}):"
-        warnings.warn(f"skipping {what} old row schema {version} (the report reads {SCHEMA})", stacklevel=2)
-    return rows
+    """Every current-schema row under results_dir (bench.results.load_rows: broken, foreign and older rows are
+    skipped with a warning, a newer schema raises SchemaError)."""
+    return load_rows(results_dir)
 
 
 def _get(d, *keys):

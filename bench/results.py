@@ -16,8 +16,6 @@ import subprocess
 import warnings
 from pathlib import Path
 
-import torch
-
 SCHEMA_VERSION = 2
 # The row key covers what changes the result, and nothing else. Fields left at their dataclass default are
 # not hashed, so adding a config field (at a default that keeps the old behaviour) keeps every stored key;
@@ -92,6 +90,8 @@ def git_commit() -> str:
 
 
 def environment(device: torch.device) -> dict:
+    import torch  # here, not at the top: the report reads rows without importing torch
+
     cuda = device.type == "cuda"
     return {
         "torch": torch.__version__,
@@ -136,9 +136,9 @@ def make_row(cell: dict, spec: dict, seed: int, metrics: dict, env: dict, mode: 
 
 
 def load_rows(results_dir: str | Path) -> list[dict]:
-    """Every valid row under results_dir. Broken, foreign or older-schema files are skipped with a warning
-    naming them; a newer-schema row raises SchemaError."""
-    rows = []
+    """Every valid row under results_dir. Broken and foreign files are skipped with a warning naming each,
+    older-schema rows with one warning per schema; a newer-schema row raises SchemaError."""
+    rows, old = [], {}
     for path in sorted(Path(results_dir).rglob("*.json")):
         try:
             row = json.loads(path.read_text())
@@ -153,7 +153,10 @@ def load_rows(results_dir: str | Path) -> list[dict]:
             raise SchemaError(f"{path} has schema version {version}, newer than this regbench's "
                               f"{SCHEMA_VERSION}: update regbench to read it")
         if version < SCHEMA_VERSION:
-            warnings.warn(f"skipping {path}: old schema version {version} (current {SCHEMA_VERSION})", stacklevel=2)
+            old.setdefault(version, []).append(path)
             continue
         rows.append(row)
+    for version, paths in old.items():
+        what = f"{paths[0]}:" if len(paths) == 1 else f"{len(paths)} rows under {results_dir} (first {paths[0]}):"
+        warnings.warn(f"skipping {what} old schema version {version} (current {SCHEMA_VERSION})", stacklevel=2)
     return rows

@@ -145,7 +145,7 @@ def test_reader_skips_broken_old_and_foreign_files_and_refuses_newer(tmp_path):
     named = " ".join(str(w.message) for w in caught)
     assert all(f"{name}:" in named for name in ("cut.json", "other.json", "old.json"))
     (runs / "new.json").write_text(json.dumps({"schema_version": 3}))
-    with pytest.raises(SchemaError, match="schema 3"), warnings.catch_warnings():
+    with pytest.raises(SchemaError, match="schema version 3"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         read_rows(runs)
 

@@ -77,7 +77,7 @@ def test_command_line_exit_status(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bench.report", "--results", str(tmp_path / "runs"), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("regbench: error: ") and "schema 99" in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("regbench: error: ") and "schema version 99" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
