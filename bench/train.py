@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import math
 import resource
-import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
