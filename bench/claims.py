@@ -326,6 +326,16 @@ def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
                    f"is below", "; ".join(parts) or "no rows")
 
 
+def holm_verdicts(lines: list[dict]) -> pd.DataFrame:
+    """One line per comparison (its paired difference `d` and equivalence `margin`), plus Holm-adjusted p across
+    the lines and the verdict each gets."""
+    out = pd.DataFrame(lines)
+    if len(out):
+        out["p_holm"] = holm([d.p for d in out.d])
+        out["verdict"] = [with_reason(*judge(r.d, r.p_holm, r.margin)) for r in out.itertuples()]
+    return out
+
+
 def depth_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per depth: trainability (final train loss, none − batchnorm, paired by seed; Holm across depths) and the
     test MSE beside it."""
@@ -339,11 +349,7 @@ def depth_table(df: pd.DataFrame) -> pd.DataFrame:
                       "d": paired(none.set_index("seed").train_loss, bn.set_index("seed").train_loss),
                       "margin": EQUIVALENCE * abs(none.train_loss.mean()),
                       "none_test": mean_ci(none.test_loss), "bn_test": mean_ci(bn.test_loss)})
-    out = pd.DataFrame(lines)
-    if len(out):
-        out["p_holm"] = holm([d.p for d in out.d])
-        out["verdict"] = [with_reason(*judge(r.d, r.p_holm, r.margin)) for r in out.itertuples()]
-    return out
+    return holm_verdicts(lines)
 
 
 def claim_bn_depth(df: pd.DataFrame) -> Verdict:
@@ -391,11 +397,7 @@ def train_size_table(df: pd.DataFrame) -> pd.DataFrame:
             lines.append({"n_train": n_train, "epochs": none.epochs.iloc[0], "none": mean_ci(none.test_acc),
                           "augment": mean_ci(aug.test_acc), "margin": EQUIVALENCE * abs(none.test_acc.mean()),
                           "d": paired(aug.set_index("seed").test_acc, none.set_index("seed").test_acc)})
-    out = pd.DataFrame(lines)
-    if len(out):
-        out["p_holm"] = holm([d.p for d in out.d])
-        out["verdict"] = [with_reason(*judge(r.d, r.p_holm, r.margin)) for r in out.itertuples()]
-    return out
+    return holm_verdicts(lines)
 
 
 def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
