@@ -1,5 +1,6 @@
 # regbench: make install | test | bench | report | perf
 PY := .venv/bin/python
+BIN := .venv/bin
 # The CIFAR-10 copy beside this checkout, when there is one; otherwise torchvision downloads it.
 REGBENCH_CIFAR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 export REGBENCH_CIFAR
@@ -16,21 +17,21 @@ install:
 test:
 	$(PY) -m pytest tests
 
-# Every grid of conf/grid/ at the chosen preset; finished cells are skipped, so this also resumes.
+# Every grid of bench/conf/grid/ at the chosen preset; finished cells are skipped, so this also resumes.
 bench:
 	@for g in $(GRIDS); do \
 	  echo "== grid $$g (preset=$(PRESET))"; \
-	  $(PY) -m bench -m +grid=$$g preset=$(PRESET) || exit $$?; \
+	  $(BIN)/regbench -m +grid=$$g preset=$(PRESET) || exit $$?; \
 	done
 
 report:
-	$(PY) -m bench.report --results results/runs --out results
+	$(BIN)/regbench-report --results results/runs --out results
 
 # Per-cell differences between two result folders: make compare A=old/runs B=results/runs
 .PHONY: compare
 compare:
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=RESULTS_DIR B=RESULTS_DIR"; exit 2; }
-	$(PY) -m bench.report compare $(A) $(B)
+	$(BIN)/regbench-report compare $(A) $(B)
 
 # Training-speed regression check: fails when a benchmark's median is >25% slower than the baseline
 # saved in benchmarks/baseline/ (pytest-benchmark keeps one folder per machine/Python kind).

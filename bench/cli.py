@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.config import Config, ConfigError, register_configs
 from bench.data import DataError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 register_configs()
 FINISHED = {"cells": 0, "failed": 0}
 
@@ -46,7 +46,7 @@ def validation_error(rows: list[dict]) -> float | None:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def app(dict_cfg: DictConfig) -> float | None:
-    from bench.train import keep_freed_memory, run_cell
+    from bench.run import keep_freed_memory, run_cell
 
     try:
         cfg: Config = OmegaConf.to_object(dict_cfg)

@@ -416,13 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["compare"]:
-            parser = argparse.ArgumentParser(prog="python -m bench.report compare", description=compare.__doc__)
+            parser = argparse.ArgumentParser(prog="regbench-report compare", description=compare.__doc__)
             parser.add_argument("a", help="first result folder (rows)")
             parser.add_argument("b", help="second result folder (rows)")
             args = parser.parse_args(argv[1:])
             print(compare(args.a, args.b))
             return
-        parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+        parser = argparse.ArgumentParser(prog="regbench-report", description=__doc__.splitlines()[0])
         parser.add_argument("--results", default="results/runs", help="folder of result rows")
         parser.add_argument("--out", default="results", help="where REPORT.md, figures and CSVs go")
         args = parser.parse_args(argv)

@@ -15,6 +15,10 @@ import platform
 import subprocess
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 SCHEMA_VERSION = 2
 # The row key covers what changes the result, and nothing else. Fields left at their dataclass default are

@@ -6,7 +6,6 @@ reference path. No Hydra here: the inputs are the plain dataclasses of bench.con
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import resource
 import time
@@ -19,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import Config, ConfigError, TaskConfig, TechniqueConfig
+from bench.config import TaskConfig, TechniqueConfig
 from bench.data import Split, TaskData, normalize_images
 from bench.models import build_model, init_per_seed, loss_per_seed, weights
+from bench.optim import SeedAdam
 from bench.regularizers import EpochState, Regularizer, build_regularizers
 
 EVAL_BATCH = 1000
@@ -30,110 +30,9 @@ CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most 
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU. Asking for CUDA where there is none is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{name}' requested but CUDA is not available here; use device=auto or cpu")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise ConfigError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return device
-
-
-def use_vectorized(cfg: Config, device: torch.device) -> bool:
-    """auto: stack seeds for the MLP everywhere; for the CNN only on CUDA (grouped convs do not pay on CPU)."""
-    if cfg.vectorize != "auto":
-        return cfg.vectorize == "on"
-    return cfg.task.name == "mlp" or device.type == "cuda"
-
-
-def keep_freed_memory() -> None:
-    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
-
-    By default it mmaps every block above 128 KiB-32 MiB and unmaps it on free, so each
-    training step page-faults its activations and image batches in anew. Measured here:
-    the width-64 CNN 1.2x faster, a batch's image normalization 9x. Called once per process
-    by the CLI and the benchmarks; a no-op where there is no glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    libc.mallopt(M_MMAP_MAX, 0)  # all blocks from the heap, which freed blocks return to
-    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and which is never trimmed
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-class SeedAdam:
-    """Adam (coupled L2) or AdamW (decoupled) over stacked parameters, with one learning rate per seed.
-
-    Identical per seed to torch.optim.Adam / AdamW (tests/test_train.py checks it); the
-    per-seed rate lets LR schedules and early stopping act on each seed separately. All
-    parameters and gradients are re-homed as views of one flat buffer each, so a step is one
-    call of torch's fused Adam kernel (what `Adam(fused=True)` runs) over the whole buffer,
-    or, once seeds' rates differ, one call per distinct rate over those seeds' blocks. (The
-    MLP is launch-bound: 12 element-wise kernels cost it ~120 µs a step, one fused call ~15 µs.)
-    """
-
-    def __init__(self, params, n_seeds: int, weight_decay: float = 0.0, decoupled: bool = False,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        params = list(params)
-        self.hyper = dict(beta1=betas[0], beta2=betas[1], weight_decay=weight_decay, eps=eps,
-                          amsgrad=False, maximize=False)
-        self.fused_step = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        total = sum(p.numel() for p in params)
-        device = params[0].device
-        self.flat, self.grad = torch.zeros(total, device=device), torch.zeros(total, device=device)
-        self.m, self.v = torch.zeros(total, device=device), torch.zeros(total, device=device)
-        self.t = torch.zeros((), device=device)  # step count, shared by all seeds
-        buffers = (self.flat, self.grad, self.m, self.v)
-        self.blocks = [tuple([] for _ in buffers) for _ in range(n_seeds)]  # seed s's block of every parameter
-        offset = 0
-        for p in params:
-            dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
-            assert dense, "parameters must be dense to live in the flat buffer"
-            view = self.flat.as_strided(p.shape, p.stride(), offset)
-            view.copy_(p.detach())
-            p.data = view
-            p.grad = self.grad.as_strided(p.shape, p.stride(), offset)  # backward accumulates in place
-            n = p.numel() // n_seeds  # dim 0 holds the seeds as consecutive blocks and is outermost
-            for s in range(n_seeds):
-                for buffer, blocks in zip(buffers, self.blocks[s]):
-                    blocks.append(buffer[offset + s * n : offset + (s + 1) * n])
-            offset += p.numel()
-        self.calls: list = []  # (rate, tensors) per fused call of a step, set by set_rates
-
-    def set_rates(self, lr: torch.Tensor) -> None:
-        """Each seed's learning rate for the coming steps (one host read). Seeds sharing a rate are
-        stepped together, all of them in one call over the flat buffers when all rates are equal;
-        a seed at rate 0 (stopped early, diverged) is not stepped at all."""
-        rates = lr.tolist()
-        if len(set(rates)) == 1 and rates[0]:
-            self.calls = [(rates[0], ([self.flat], [self.grad], [self.m], [self.v]))]
-            return
-        by_rate: dict[float, tuple[list, ...]] = {}
-        for rate, blocks in zip(rates, self.blocks):
-            if rate:
-                for group, seed_blocks in zip(by_rate.setdefault(rate, ([], [], [], [])), blocks):
-                    group.extend(seed_blocks)
-        self.calls = list(by_rate.items())
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        for rate, (params, grads, m, v) in self.calls:
-            self.fused_step(params, grads, m, v, [], [self.t] * len(params), lr=rate, **self.hyper)
 
 
 def gather(t: torch.Tensor, idx: torch.Tensor, per_seed: bool = False) -> torch.Tensor:
@@ -432,43 +331,3 @@ def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch
             "data_resampled": data.train.per_seed,
         })
     return rows
-
-
-def run_cell(cfg: Config) -> dict:
-    """Train the seeds of one cell that have no finished row yet and write one row per seed.
-
-    Returns {"written": n, "skipped": n, "failed": n, "rows": [...]}. A seed whose training raises is
-    recorded with status=failed, so one broken cell never stops a grid; a rerun trains it again.
-    """
-    from bench.data import load_task_data
-    from bench.results import (cell_config, environment, experiment, finished_row, make_row, row_key, row_path,
-                               write_row)
-
-    device = pick_device(cfg.device)
-    cell, spec = cell_config(cfg, device), experiment(cfg, device)
-    paths = {s: row_path(cfg.results_dir, spec, s) for s in cfg.preset.seed_list()}
-    existing = {s: finished_row(p) for s, p in paths.items()}
-    done = [row for row in existing.values() if row]
-    todo = [s for s, row in existing.items() if not row]
-    if not todo:
-        return {"written": 0, "skipped": len(done), "failed": 0, "rows": done}
-    vectorized = use_vectorized(cfg, device)
-    groups = [todo] if vectorized else [[s] for s in todo]
-    env = environment(device)
-    data = load_task_data(cfg.task, device, todo)
-    rows = []  # this run's
-    for seeds in groups:
-        first = todo.index(seeds[0])
-        try:
-            metrics = train_seeds(cfg.task, cfg.technique, seeds, data.of_seeds(first, first + len(seeds)),
-                                  device, cfg.progress)
-        except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
-            metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
-        run_id = row_key(spec, seeds)
-        for m in metrics:
-            row = make_row(cell, spec, m["seed"], {**m, "cell_run_id": run_id}, env,
-                           "vectorized" if vectorized else "sequential")
-            write_row(row_path(cfg.results_dir, spec, m["seed"]), row)
-            rows.append(row)
-    failed = sum(r["status"] == "failed" for r in rows)
-    return {"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows}

@@ -25,7 +25,8 @@ from bench.config import (AugmentConfig, BatchNormConfig, DropoutConfig, EarlySt
 from bench.data import Split, make_mlp_data
 from bench.models import loss_per_seed
 from bench.regularizers import build_regularizers
-from bench.train import epoch_batches, make_trainer, model_inputs, pick_device, sync, train_epoch
+from bench.run import pick_device
+from bench.train import epoch_batches, make_trainer, model_inputs, sync, train_epoch
 
 DEVICE = pick_device("auto")
 SEEDS = [0, 1, 2]

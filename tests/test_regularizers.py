@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from bench.config import AugmentConfig, EarlyStoppingConfig, L1Config, LRPlateauConfig
 from bench.data import load_task_data
 from bench.models import MLP, weights
-from bench.regularizers import (L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, affine_grid, augment_images,
-                                color_jitter, scaled_augment, soft_threshold)
+from bench.augment import affine_grid, augment_images, color_jitter
+from bench.regularizers import L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, scaled_augment, soft_threshold
 from bench.train import evaluate, model_inputs, train_seeds
 from tests.conftest import make_config
 

@@ -108,7 +108,7 @@ def test_compare_two_result_sets(tmp_path, capsys):
     assert none[8].startswith("0 ")
     assert lines["mlp", "augment", "article", "1"].rstrip(" |").endswith("only in A")
     makefile = (ROOT / "Makefile").read_text()
-    assert "compare:" in makefile and "-m bench.report compare $(A) $(B)" in makefile
+    assert "compare:" in makefile and "regbench-report compare $(A) $(B)" in makefile
 
 
 @pytest.fixture

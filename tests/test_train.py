@@ -10,7 +10,10 @@ from bench.data import Split, load_task_data
 from bench.models import MLP
 from bench.results import load_rows
 import bench.train as train_module
-from bench.train import SeedAdam, epoch_batches, pick_device, run_cell, train_seeds
+import bench.run as run_module
+from bench.optim import SeedAdam
+from bench.run import pick_device, run_cell
+from bench.train import epoch_batches, train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -200,17 +203,17 @@ def test_stacked_cnn_seeds_match_sequential_training(technique, float64, cifar_a
 
 def test_failed_and_truncated_rows_are_trained_again_on_rerun(tmp_path, monkeypatch):
     cfg = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=2", "vectorize=off")
-    real = train_module.train_seeds
+    real = run_module.train_seeds
 
     def out_of_memory_for_seed_1(task, technique, seeds, *args, **kwargs):
         if seeds == [1]:
             raise RuntimeError("out of memory")
         return real(task, technique, seeds, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_seeds", out_of_memory_for_seed_1)
+    monkeypatch.setattr(run_module, "train_seeds", out_of_memory_for_seed_1)
     first = run_cell(cfg)
     assert (first["written"], first["failed"]) == (2, 1)
-    monkeypatch.setattr(train_module, "train_seeds", real)
+    monkeypatch.setattr(run_module, "train_seeds", real)
     second = run_cell(cfg)
     assert (second["written"], second["skipped"], second["failed"]) == (1, 1, 0)  # only the failed seed
     path = next(p for p in tmp_path.rglob("*.json") if json.loads(p.read_text())["seed"] == 0)
