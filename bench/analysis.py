@@ -1,35 +1,18 @@
-"""Analysis: schema-v2 result rows -> tidy frames, statistics, validation-only selection, time-to-target, flags."""
+"""Rows -> tidy frames: one line per row (config flattened, pieces, swept value) and every history in long form."""
 from __future__ import annotations
 
 import json
-import math
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from bench.results import SchemaError, load_rows  # noqa: F401 (SchemaError: for the report's callers)
+from bench.tasks import task_names
+from bench.techniques import pieces_on
 
-TASKS = ("mlp", "cifar")
-SINGLES = ("l2", "adamw", "l1", "l1_prox", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau")
-COMBOS = ("l2_es", "l2_es_dropout", "dropout_bn", "recommended", "all")
-ALPHA, POWER = 0.05, 0.80  # two-sided test level; power behind the minimal detectable difference
-EQUIVALENCE = 0.02  # "equivalent to none": the 90% CI of the difference lies within ±2% of none's mean
-UNDERFIT_ACC = 0.10  # CIFAR: train accuracy more than this below none's
-UNDERFIT_FLOOR = 1.5  # MLP: train MSE above this x the noise floor (and above none's)
-STOPS_LEARNING = 0.8  # final train loss >= this x the untrained model's validation loss
-BOOTSTRAP = dict(n_resamples=2000, method="percentile", random_state=0)
-SWEEPS = {  # grid -> (techniques, strength column, words)
-    "l2": (("l2",), "weight_decay", "L2 weight decay (coupled)"),
-    "adamw": (("adamw",), "weight_decay", "AdamW weight decay (decoupled)"),
-    "l1": (("l1", "l1_prox"), "l1_strength", "L1 strength"),
-    "dropout": (("dropout",), "dropout_p", "dropout probability"),
-    "augment": (("augment",), "augment_strength", "augmentation strength"),
-    "patience": (("early_stopping",), "patience_frac", "early-stopping patience (fraction of the budget)"),
-}
-TUNED_BY = {tech: grid for grid, (techs, _, _) in SWEEPS.items() for tech in techs}
 PATH_FIELDS = ("data_path", "cache_dir")  # where data lie, not what is learned
 SIZE_FIELDS = ("depth", "n_train", "epochs", "steps")  # swept by the depth and train_size grids
 
@@ -40,18 +23,45 @@ class Metric:
     val: str
     train: str
     higher: bool
-    words: str
+    words: str  # the test metric in a table header
+    axis: str  # the test metric on a figure axis
+    loss: str  # the training loss' name
 
 
-METRICS = {"mlp": Metric("test_loss", "val_loss", "train_loss", False, "test MSE"),
-           "cifar": Metric("test_acc", "val_acc", "train_acc", True, "test accuracy")}
+ACCURACY = Metric("test_acc", "val_acc", "train_acc", True, "test accuracy", "test accuracy (higher is better)",
+                  "cross-entropy")
+MSE = Metric("test_loss", "val_loss", "train_loss", False, "test MSE", "test MSE (lower is better)", "MSE")
+ACCURACY_TASKS: set[str] = set()  # classification tasks, learned from their rows by to_frame
 
 
 class NoRows(RuntimeError):
     """The results folder holds no readable row."""
 
 
-# --------------------------------------------------------------------------- reading
+def metric(task: str) -> Metric:
+    """A task's metric: accuracy for a classification task (its rows carry an accuracy), else MSE."""
+    return ACCURACY if task in ACCURACY_TASKS else MSE
+
+
+def learn_metrics(rows: list[dict]) -> None:
+    """A task whose rows' final metrics carry an accuracy is a classification task (the trainer writes
+    accuracies only for those)."""
+    for r in rows:
+        final = r.get("final") or {}
+        if any(final.get(k) is not None for k in (ACCURACY.test, ACCURACY.val, ACCURACY.train)):
+            ACCURACY_TASKS.add(r.get("task"))
+
+
+def tasks_of(df: pd.DataFrame) -> list[str]:
+    """The tasks of the rows, then the other tasks this checkout has (bench/tasks): regression before
+    classification, each by name."""
+    seen = set(df.task.dropna())
+    return sorted(seen | set(task_names()), key=lambda t: (t not in seen, metric(t).higher, t))
+
+
+def improvement(task: str, delta: float) -> float:
+    """A difference in the task's test metric, signed so that positive = better."""
+    return delta if metric(task).higher else -delta
 
 
 def read_rows(results_dir: str | Path) -> list[dict]:
@@ -67,9 +77,14 @@ def _get(d, *keys):
 
 
 def settings_text(technique: dict) -> str:
-    parts = [f"{piece}(" + ", ".join(f"{k}={v}" for k, v in values.items()) + ")"
-             for piece, values in technique.items() if piece != "name" and isinstance(values, dict)]
+    parts = [f"{piece}(" + ", ".join(f"{k}={v}" for k, v in technique[piece].items()) + ")"
+             for piece in pieces_on(technique)]
     return "; ".join(parts) or "-"
+
+
+def technique_fields(technique: dict) -> dict:
+    """Every setting of the switched-on pieces as 'piece.field' -> value."""
+    return {f"{piece}.{k}": v for piece in pieces_on(technique) for k, v in technique[piece].items()}
 
 
 def _signature(task_cfg: dict, drop: tuple) -> str:
@@ -86,7 +101,7 @@ TOP = ("key", "task", "technique", "grid", "preset", "seed", "status", "diverged
 
 
 def row_record(r: dict) -> dict:
-    """The flat fields of one row (history kept as a list under 'history')."""
+    """The flat fields of one row (history kept as a list under 'history'; the swept value is set by to_frame)."""
     cfg, final = r.get("config") or {}, r.get("final") or {}
     task_cfg, tech = cfg.get("task") or {}, cfg.get("technique") or {}
     rec = {k: r.get(k) for k in TOP}
@@ -101,23 +116,45 @@ def row_record(r: dict) -> dict:
                has_es=tech.get("early_stopping") is not None, has_plateau=tech.get("lr_plateau") is not None,
                settings=settings_text(tech), task_cfg=_signature(task_cfg, PATH_FIELDS),
                task_base=_signature(task_cfg, PATH_FIELDS + SIZE_FIELDS))
-    grid = TUNED_BY.get(rec["technique"])
-    rec["value"] = rec[SWEEPS[grid][1]] if grid else None
-    m = METRICS.get(rec["task"])
+    rec["value"] = None
+    m = metric(rec["task"]) if rec["task"] else None
     for kind in ("test", "val", "train"):
         rec[f"{kind}_metric"] = final.get(getattr(m, kind)) if m else None
-    rec["history"] = r.get("history") or []
+    rec.update(pieces="+".join(pieces_on(tech)), n_pieces=len(pieces_on(tech)), swept_field=None,
+               fields=technique_fields(tech), history=r.get("history") or [])
     return rec
 
 
 COLUMNS = list(row_record({}).keys())
+INTERNAL = ["history", "task_cfg", "task_base", "fields"]  # kept out of rows.csv
+
+
+def swept_field(fields: pd.Series) -> str | None:
+    """Of one technique's rows (their 'piece.field' dicts): the setting that takes the most distinct values,
+    when any takes more than one (the strength its sweeps vary); else None."""
+    seen: dict[str, set] = {}
+    for f in fields:
+        for k, v in f.items():
+            seen.setdefault(k, set()).add(json.dumps(v))
+    counts = {k: len(v) for k, v in seen.items() if len(v) > 1}
+    return max(counts, key=counts.get) if counts else None
+
+
+def set_swept_values(df: pd.DataFrame) -> None:
+    """value = each row's setting of its technique's swept field (None for techniques no row varies)."""
+    field = df.groupby("technique").fields.agg(swept_field) if len(df) else pd.Series(dtype=object)
+    df["swept_field"] = df.technique.map(field)
+    df["value"] = pd.Series([f.get(k) if isinstance(k, str) else None for f, k in zip(df.fields, df.swept_field)],
+                            index=df.index)
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:
     """One line per (cell, seed)."""
+    learn_metrics(rows)
     df = pd.DataFrame.from_records([row_record(r) for r in rows], columns=COLUMNS)
     for col in ("stopped_early", "uses_validation", "has_es", "has_plateau"):
         df[col] = df[col].astype("boolean").fillna(False).astype(bool)
+    set_swept_values(df)
     return df
 
 
@@ -138,279 +175,13 @@ def curves_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(recs, columns=cols)
 
 
-# --------------------------------------------------------------------------- cells
-
-
-def ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df.status == "ok"]
-
-
-def main_config(df: pd.DataFrame, task: str, grid: str = "article") -> str | None:
-    """The article grid's task config for a task (the one with most rows when several); without article rows,
-    the given grid's."""
-    for g in ("article", grid):
-        rows = df[(df.grid == g) & (df.task == task)]
-        if len(rows):
-            return rows.task_cfg.value_counts().index[0]
-    return None
-
-
-def article_cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    """ok rows of the article grid for a task, at its main task config."""
-    cfg = main_config(df, task)
-    return ok(df[(df.grid == "article") & (df.task == task) & (df.task_cfg == cfg)])
-
-
-def order_techniques(names) -> list[str]:
-    known = ("none",) + SINGLES + COMBOS
-    return [t for t in known if t in set(names)] + sorted(set(names) - set(known))
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
-@dataclass
-class Stat:
-    mean: float
-    half: float  # half width of the 95% t CI; nan when n < 2
-    n: int
-
-    def __str__(self) -> str:
-        if self.n == 0 or not np.isfinite(self.mean):
-            return "n/a"
-        return f"{fmt(self.mean)} (n=1)" if self.n < 2 else f"{fmt(self.mean)} ± {fmt(self.half, 2)}"
-
-
-def mean_ci(values) -> Stat:
-    v = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna().to_numpy(dtype=float)
-    if len(v) < 2:
-        return Stat(float(v[0]) if len(v) else float("nan"), float("nan"), len(v))
-    return Stat(float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))), len(v))
-
-
-def min_detectable(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """Smallest true mean difference a two-sided paired t-test at `alpha` detects with `power` (noncentral t)."""
-    if n < 2 or not np.isfinite(sd) or sd <= 0:
-        return float("nan")
-    df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
-
-    def shortfall(d):
-        ncp = d * math.sqrt(n)
-        return stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) - power
-
-    hi = 1.0
-    while shortfall(hi) < 0 and hi < 1e3:  # bracket the root (nct is NaN far out)
-        hi *= 2
-    approx = (crit + stats.t.ppf(power, df)) / math.sqrt(n)  # the usual closed-form approximation
-    found = shortfall(hi) >= 0 and np.isfinite(shortfall(hi))
-    return (optimize.brentq(shortfall, 1e-6, hi) if found else approx) * sd
-
-
-@dataclass
-class Paired:
-    """Paired differences a - b over the seeds both have."""
-    diffs: np.ndarray
-    mean: float = float("nan")
-    lo: float = float("nan")  # 95% t CI
-    hi: float = float("nan")
-    lo90: float = float("nan")  # 90% t CI (equivalence test)
-    hi90: float = float("nan")
-    boot_lo: float = float("nan")  # 95% bootstrap percentile CI
-    boot_hi: float = float("nan")
-    p: float = float("nan")  # paired t-test
-    sd: float = float("nan")
-    mdd: float = float("nan")
-
-    @property
-    def n(self) -> int:
-        return len(self.diffs)
-
-
-def paired(a: pd.Series, b: pd.Series) -> Paired:
-    """a and b are indexed by seed."""
-    both = pd.concat([a.groupby(level=0).mean(), b.groupby(level=0).mean()], axis=1, keys=["a", "b"]).dropna()
-    d = (both.a - both.b).to_numpy(dtype=float)
-    out = Paired(d, mean=float(d.mean()) if len(d) else float("nan"))
-    if len(d) < 2:
-        return out
-    out.sd = float(d.std(ddof=1))
-    if out.sd <= 1e-12 * max(1.0, abs(out.mean)):
-        out.lo = out.hi = out.lo90 = out.hi90 = out.boot_lo = out.boot_hi = out.mean
-        return out
-    se, df = out.sd / math.sqrt(len(d)), len(d) - 1
-    out.lo, out.hi = out.mean - stats.t.ppf(0.975, df) * se, out.mean + stats.t.ppf(0.975, df) * se
-    out.lo90, out.hi90 = out.mean - stats.t.ppf(0.95, df) * se, out.mean + stats.t.ppf(0.95, df) * se
-    out.p = float(2 * stats.t.sf(abs(out.mean / se), df))
-    boot = stats.bootstrap((d,), np.mean, confidence_level=0.95, **BOOTSTRAP).confidence_interval
-    out.boot_lo, out.boot_hi = float(boot.low), float(boot.high)
-    out.mdd = min_detectable(out.sd, len(d))
-    return out
-
-
-def holm(pvalues) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (nan stays nan and is not counted in the family)."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    running = 0.0
-    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
-        running = max(running, min(1.0, (len(idx) - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def judge(d: Paired, p_adj: float, margin: float, direction: int = 1) -> tuple[str, str]:
-    """Does the difference have the claimed sign (direction +1: positive)? -> (verdict, reason). 'not supported'
-    needs a test too: a significant effect the other way, or equivalence (90% CI within ±margin)."""
-    if d.n < 2 or not np.isfinite(d.sd):
-        return "inconclusive", f"n={d.n}: no paired test"
-    if not np.isfinite(d.p):
-        return "inconclusive", "identical differences in every seed: no t-test"
-    if p_adj < ALPHA:
-        return ("supported", "") if d.mean * direction > 0 else ("not supported", "significant effect the other way")
-    if np.isfinite(margin) and -margin < d.lo90 and d.hi90 < margin:
-        return "not supported", f"equivalent: 90% CI within ±{fmt(margin)}"
-    if abs(d.mean) < d.mdd:
-        return "inconclusive", f"underpowered: minimal detectable difference {fmt(d.mdd)} at n={d.n}"
-    return "inconclusive", "not significant after Holm"
-
-
-def improvement(task: str, delta: float) -> float:
-    """A difference in the task's test metric, signed so that positive = better."""
-    return delta if METRICS[task].higher else -delta
-
-
-# --------------------------------------------------------------------------- selection on validation
-
-
-def choose_on_validation(candidates: pd.DataFrame, higher_better: bool, default=None):
-    """candidates: columns value, seed, val_metric ONLY. Returns (chosen value, number of candidates): the best
-    mean validation metric; on a tie the default stays, else the smallest value."""
-    means = candidates.groupby("value", dropna=False)["val_metric"].mean()
-    tied = means[means == (means.max() if higher_better else means.min())].index
-    return (default if default in tied else tied[0]), len(means)
-
-
-def sweep_candidates(df: pd.DataFrame, task: str, technique: str) -> pd.DataFrame:
-    """The technique's article cell (its default) plus its sweep cells at the same task config (all statuses)."""
-    grid = TUNED_BY.get(technique)
-    cfg = main_config(df, task, grid)
-    keep = (df.task == task) & (df.technique == technique) & (df.task_cfg == cfg) & df.grid.isin(["article", grid])
-    return df[keep]
-
-
-def tuned_cells(df: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
-    """Per technique, the rows at the strength chosen on validation (mean over seeds), and what was chosen:
-    {technique: (chosen value, default value, n candidates, note)}. Candidates with a non-ok seed are skipped."""
-    art = article_cells(df, task)
-    chosen, picked = {}, []
-    for tech in order_techniques(art.technique.unique()):
-        cands = sweep_candidates(df, task, tech)
-        default = art[art.technique == tech].value.iloc[0]
-        bad = cands[cands.status != "ok"].value.unique()
-        usable = ok(cands[~cands.value.isin(bad)])
-        if tech not in TUNED_BY or not (usable.grid == TUNED_BY[tech]).any():
-            note = "no sweep: default" if tech not in TUNED_BY else "no sweep rows: default"
-            chosen[tech] = (default, default, 1, "fixed epoch budget" if tech == "none" else note)
-            picked.append(art[art.technique == tech])
-            continue
-        value, n = choose_on_validation(usable[["value", "seed", "val_metric"]], METRICS[task].higher, default)
-        note = f"skipped (non-ok seeds): {', '.join(fmt(v) for v in bad)}" if len(bad) else ""
-        chosen[tech] = (value, default, n, note)
-        picked.append(usable[usable.value == value])
-    return (pd.concat(picked) if picked else art.iloc[:0]), chosen
-
-
-# --------------------------------------------------------------------------- time to target, flags, cost
-
-
-def best_val(history: list, task: str) -> float:
-    key, higher = METRICS[task].val, METRICS[task].higher
-    vals = [h.get(key) for h in history if h.get(key) is not None]
-    return (max(vals) if higher else min(vals)) if vals else float("nan")
-
-
-def target(none_rows: pd.DataFrame, task: str) -> dict:
-    """none's best validation metric per seed (the same seed: same init and, for the MLP, the same data draw),
-    with the mean over its seeds under key None for seeds none does not have."""
-    goals = {r.seed: best_val(r.history, task) for r in none_rows.itertuples()}
-    goals[None] = float(np.nanmean(list(goals.values()))) if goals else float("nan")
-    return goals
-
-
-def time_to_target(row, goal: float, task: str) -> tuple[int | None, float | None]:
-    """(epochs, wall seconds) until the validation metric first reaches goal, or (None, None) for never.
-    Seconds = cumulative train_s + per epoch the hook time, plus the validation pass when the technique uses it."""
-    key, higher = METRICS[task].val, METRICS[task].higher
-    extra = (row.hook_seconds_per_epoch or 0) + ((row.val_seconds_per_epoch or 0) if row.uses_validation else 0)
-    seconds = 0.0
-    for i, h in enumerate(row.history, 1):
-        seconds += h.get("train_s") or 0.0
-        v = h.get(key)
-        if v is not None and np.isfinite(goal) and (v >= goal if higher else v <= goal):
-            return i, seconds + i * extra
-    return None, None
-
-
-def tt_summary(cell: pd.DataFrame, goal: float, task: str) -> dict:
-    """Per cell: fraction of seeds reaching the goal, epochs and seconds (mean ± CI over those that did)."""
-    hits = [time_to_target(r, goal.get(r.seed, goal[None]) if isinstance(goal, dict) else goal, task)
-            for r in cell.itertuples()]
-    reached = [(e, s) for e, s in hits if e is not None]
-    return {"reached": len(reached), "n": len(hits), "epochs": mean_ci([e for e, _ in reached]),
-            "seconds": mean_ci([s for _, s in reached])}
-
-
-def underfits(cell: pd.DataFrame, none: pd.DataFrame, task: str) -> bool:
-    """CIFAR: train accuracy > UNDERFIT_ACC below none's. MLP: train MSE > UNDERFIT_FLOOR x noise floor and above
-    none's (a model that learned the teacher sits near the floor on its own training set)."""
-    if cell.empty or none.empty:
-        return False
-    if task == "cifar":
-        return cell.train_acc.mean() < none.train_acc.mean() - UNDERFIT_ACC
-    floor = cell.noise_floor.dropna().mean()
-    limit = UNDERFIT_FLOOR * floor if np.isfinite(floor) else 0.5 * cell.initial_val_loss.mean()
-    return cell.train_loss.mean() > max(limit, none.train_loss.mean())
-
-
-def never_acted(cell: pd.DataFrame, none: pd.DataFrame) -> list[str]:
-    """Why a cell's regularizer cannot have done anything here (empty: it acted, as far as rows tell)."""
-    why = []
-    if len(cell) and cell.has_es.all() and not cell.stopped_early.any():
-        why.append("early stopping never stopped")
-    if len(cell) and cell.has_plateau.all() and (cell.lr_reductions.fillna(0) == 0).all():
-        why.append("LR never lowered")
-    cols = ["train_loss", "val_loss", "test_loss"]
-    both = cell.set_index("seed")[cols].join(none.set_index("seed")[cols], rsuffix="_none", how="inner")
-    if len(both) and (cell.technique != "none").all() and all(
-            np.allclose(both[c], both[c + "_none"], rtol=1e-9, atol=1e-12) for c in cols):
-        why.append("rows identical to none")
-    return why
-
-
-def not_testable(cell: pd.DataFrame, none: pd.DataFrame, why: list[str] | None = None) -> str:
-    """Non-empty when the cell's comparison with none says nothing: identical rows, or its only pieces never acted."""
-    why = never_acted(cell, none) if why is None else why
-    only_epoch_end = set(cell.technique) <= {"early_stopping", "lr_plateau"}
-    if "rows identical to none" in why or (why and only_epoch_end):
-        return "; ".join(why)
-    return ""
-
-
-def epoch_overhead(cell: pd.DataFrame, none: pd.DataFrame) -> tuple[float, int, float]:
-    """(per-epoch step time / none's, number of timed runs of the cell, relative noise) with ONE measurement per
-    cell_run_id (stacked seeds share one). Noise: the larger median of epoch_seconds_iqr / median of both cells."""
-    def runs(c):
-        r = c.drop_duplicates("cell_run_id")
-        return r.epoch_seconds_median / r.n_seeds_stacked.fillna(1), r.epoch_seconds_iqr / r.epoch_seconds_median
-
-    (t, tn), (b, bn) = runs(cell), runs(none)
-    if t.dropna().empty or b.dropna().empty:
-        return float("nan"), 0, float("nan")
-    return float(t.mean() / b.mean()), int(t.notna().sum()), float(max(tn.median(), bn.median()))
+def read_rows_or_fail(results_dir: str | Path) -> list[dict]:
+    """Rows of a folder; skipped files are named on stderr; NoRows when none is left."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = read_rows(results_dir) if Path(results_dir).is_dir() else []
+    for w in caught:
+        print(f"regbench: warning: {w.message}", file=sys.stderr)
+    if not rows:
+        raise NoRows(f"no result rows under {results_dir}")
+    return rows

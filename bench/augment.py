@@ -51,3 +51,48 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
     matrix = torch.lerp(gray.expand(3, 3), identity, s) * (b * c)  # rows: output channels
     offset = ((1 - c) * b) * (x.mean(dim=(2, 3)) @ gray).view(n, 1, 1)
     return torch.baddbmm(offset.expand(n, ch, 1), matrix, x.reshape(n, ch, h * w)).view(n, ch, h, w)
+
+
+def box_masks(n: int, h: int, w: int, area_frac: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """n boxes (CutMix's rand_bbox): side sqrt(area_frac) of the image's, centre uniform, clipped at the border.
+    Returns the masks [n, h, w] (True inside) and each image's share left outside its box [n]."""
+    ratio = area_frac.clamp(0, 1).sqrt()
+    half_h, half_w = (h * ratio).long() // 2, (w * ratio).long() // 2
+    cy, cx = torch.randint(0, h, (n,), device=device), torch.randint(0, w, (n,), device=device)
+    rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+    in_rows = (rows >= (cy - half_h)[:, None]) & (rows < (cy + half_h)[:, None])  # [n, h]
+    in_cols = (cols >= (cx - half_w)[:, None]) & (cols < (cx + half_w)[:, None])  # [n, w]
+    mask = in_rows[:, :, None] & in_cols[:, None, :]
+    return mask, 1 - mask.float().mean(dim=(1, 2))
+
+
+def cutout(x: torch.Tensor, size_frac: float) -> torch.Tensor:
+    """x [N, C, H, W] with a square of side size_frac * H zeroed at a random centre per image (clipped)."""
+    n, _, h, w = x.shape
+    area = torch.full((n,), size_frac**2, device=x.device)
+    mask, _ = box_masks(n, h, w, area, x.device)
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+def scaled_augment(cfg: AugmentConfig) -> AugmentConfig:
+    """The settings at cfg.strength: noise, shift, rotation and jitter multiplied by it (shift rounded to whole
+    pixels, jitter kept below 1 so colour factors stay positive)."""
+    s = cfg.strength
+    return AugmentConfig(strength=1.0, input_noise=cfg.input_noise * s, crop_pad=round(cfg.crop_pad * s),
+                           flip=cfg.flip and s > 0, rotate_deg=cfg.rotate_deg * s, jitter=min(cfg.jitter * s, 0.9))
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor, n_classes: int,
+              box: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed s's batch mixed with itself in order perm[s] [S, B]: inputs lam[s] * x + (1 - lam[s]) * x_perm, or
+    x_perm pasted inside box[s] [S, H, W] (CutMix); targets lam * y + (1 - lam) * y_perm, as one-hot
+    distributions when n_classes > 0 (class labels), else as values (regression)."""
+    S = y.shape[0]
+    rows = torch.arange(S, device=x.device)[:, None]
+    if box is None:
+        x = torch.lerp(x[rows, perm], x, lam.view(S, *[1] * (x.dim() - 1)))
+    else:
+        x = torch.where(box[:, None, None], x[rows, perm], x)  # [S, 1, 1, H, W] over [S, B, C, H, W]
+    if n_classes and y.dim() == 2:
+        y = F.one_hot(y, n_classes).float()
+    return x, torch.lerp(y[rows, perm], y, lam.view(S, *[1] * (y.dim() - 1)))

@@ -1,31 +1,106 @@
-"""Command line: the Hydra app behind `python -m bench` (the only module that imports Hydra).
+"""Command line: the Hydra app behind `regbench` and `python -m bench` (the only module that imports Hydra).
 
-    python -m bench task=mlp technique=l2 preset=smoke     one cell
-    python -m bench -m +grid=article                       a grid (Hydra multirun)
-    python -m bench -m +grid=article hydra/launcher=joblib hydra.launcher.n_jobs=2
+    regbench task=mlp technique=l2 preset=smoke     one cell
+    regbench -m +grid=article                       a grid (Hydra multirun)
+    regbench -m +grid=article hydra/launcher=joblib hydra.launcher.n_jobs=2
+
+torch is imported only once a cell is about to run, so --help, shell completion and a bad value
+answer at once. A sweep is checked cell by cell before the first one trains, by the regbench
+sweeper (hydra_plugins/regbench_sweeper), which also hands the cells the sweep's size and start
+through the environment (SWEEP_ENV) for the `[i/N]` progress lines.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from bench.config import Config, ConfigError, register_configs
-from bench.data import DataError
+from bench.config import PIECES, Config, ConfigError, register_configs
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 register_configs()
-FINISHED = {"cells": 0, "failed": 0}
+FINISHED = {"cells": 0, "failed": 0}  # this process's; a sweep counts in its REGBENCH_DONE_FILE instead
+SWEEP_ENV = ("REGBENCH_CELLS", "REGBENCH_SWEEP_START", "REGBENCH_DONE_FILE")
+
+
+def fail(message) -> None:
+    print(f"regbench: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def to_config(node: DictConfig) -> Config:
+    """The composed config as validated dataclasses. Hydra's `+key=` bypasses the schema's struct mode,
+    so the config is merged again into a strict copy of the schema: a key it lacks fails here."""
+    data = OmegaConf.to_container(node)
+    data.pop("hydra", None)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), data))
+    except ConfigKeyError as e:
+        raise ConfigError(f"unknown key '{e.full_key}'") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+
+
+def technique_pieces(name: str) -> set[str]:
+    """The pieces a technique YAML switches on, its defaults' included (all, for an unknown name)."""
+    path = Path(CONF_DIR) / "technique" / f"{name}.yaml"
+    if not path.is_file():
+        return set(PIECES)  # Hydra reports the unknown name itself
+    node = OmegaConf.load(path)
+    included = [technique_pieces(d) for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return {key for key in node if key in PIECES}.union(*included)
+
+
+def chosen_techniques(overrides: list) -> list[str]:
+    """The techniques these command-line overrides select: technique=, else the +grid=/+search= file's
+    choice, else the default (none)."""
+    for o in overrides:
+        if o.key_or_group == "technique":
+            return list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+    for o in overrides:
+        path = Path(CONF_DIR) / str(o.key_or_group) / f"{o.value()}.yaml"
+        if o.key_or_group in ("grid", "search") and not o.is_sweep_override() and path.is_file():
+            node = OmegaConf.load(path)
+            swept = OmegaConf.select(node, "hydra.sweeper.params.technique")
+            chosen = [d["override /technique"] for d in node.get("defaults", [])
+                      if isinstance(d, DictConfig) and "override /technique" in d]
+            if swept or chosen:
+                return str(swept).split(",") if swept else chosen
+    return ["none"]
+
+
+def unset_piece(args: list[str]) -> str | None:
+    """`technique.<piece>.<field>=` for a technique without that piece: Hydra would stop with an OmegaConf
+    AssertionError while composing, before the app runs, so the command line is checked first."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a and a[0] != "-"])
+        techniques = chosen_techniques(overrides)
+    except Exception:  # a syntax error or a glob: Hydra reports it or composes it
+        return None
+    for o in overrides:
+        parts = o.key_or_group.split(".")
+        if len(parts) < 3 or parts[0] != "technique" or parts[1] not in PIECES:
+            continue
+        for name in techniques:
+            if parts[1] not in technique_pieces(name):
+                return (f"technique.{parts[1]}.* is set but technique '{name}' has no {parts[1]} piece; "
+                        f"use technique={parts[1]} or a technique that includes it")
+    return None
 
 
 def set_threads(cfg: Config) -> None:
     """Split the CPU cores evenly between parallel workers (joblib launcher) unless threads= is given."""
+    import torch
+
     threads = cfg.threads
     if not threads:
         n_jobs = HydraConfig.get().launcher.get("n_jobs") or 1
@@ -44,23 +119,54 @@ def validation_error(rows: list[dict]) -> float | None:
     return sum(errors) / len(errors)
 
 
+def minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def finished_cells() -> tuple[int, int]:
+    """(cells finished, seeds failed) so far: in a regbench sweep from its done file, one line per finished cell
+    holding its failed seeds, which every process appends to (joblib's workers too); else this process's."""
+    done = os.environ.get("REGBENCH_DONE_FILE")
+    if not done:
+        return FINISHED["cells"], FINISHED["failed"]
+    lines = Path(done).read_text().split() if Path(done).exists() else []
+    return len(lines), sum(int(n) for n in lines)
+
+
+def report(line: str, failed: int = 0) -> None:
+    """Print a finished cell's line; in a regbench sweep as `[i/N] line (elapsed m:ss, ETA m:ss)`."""
+    FINISHED["cells"] += 1
+    FINISHED["failed"] += failed
+    if done := os.environ.get("REGBENCH_DONE_FILE"):
+        with open(done, "a") as f:
+            f.write(f"{failed}\n")
+        i, n = finished_cells()[0], int(os.environ["REGBENCH_CELLS"])
+        elapsed = time.time() - float(os.environ["REGBENCH_SWEEP_START"])
+        line = f"[{i}/{n}] {line} (elapsed {minutes(elapsed)}, ETA {minutes(elapsed / i * max(n - i, 0))})"
+    print(line, flush=True)
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def app(dict_cfg: DictConfig) -> float | None:
+    try:
+        cfg = to_config(dict_cfg)
+    except ConfigError as e:
+        fail(e)
+    from bench.cifar_files import DataError  # these import torch
     from bench.run import keep_freed_memory, run_cell
 
     try:
-        cfg: Config = OmegaConf.to_object(dict_cfg)
         set_threads(cfg)
         keep_freed_memory()
         outcome = run_cell(cfg)
     except (ConfigError, DataError) as e:
-        print(f"regbench: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    FINISHED["cells"] += 1
-    FINISHED["failed"] += outcome["failed"]
+        fail(e)
+    cell = f"{cfg.task.name}/{cfg.technique.name}"
+    if "not_applicable" in outcome:
+        report(f"{cell}: skipped ({outcome['not_applicable']})")
+        return None
     failed = f", {outcome['failed']} FAILED (run again to retry)" if outcome["failed"] else ""
-    print(f"{cfg.task.name}/{cfg.technique.name}: {outcome['written']} row(s) written, "
-          f"{outcome['skipped']} already done{failed}", flush=True)
+    report(f"{cell}: {outcome['written']} row(s) written, {outcome['skipped']} already done{failed}", outcome["failed"])
     return validation_error(outcome["rows"])
 
 
@@ -71,13 +177,16 @@ def interrupt(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, interrupt)
+    for key in SWEEP_ENV:  # set by this run's sweeper only
+        os.environ.pop(key, None)
+    if problem := unset_piece(sys.argv[1:]):
+        fail(problem)
     try:
         app()
     except KeyboardInterrupt:
-        print(f"\nregbench: interrupted after {FINISHED['cells']} finished cell(s); "
+        print(f"\nregbench: interrupted after {finished_cells()[0]} finished cell(s); "
               "run the same command again to resume (finished cells are skipped)", file=sys.stderr)
         sys.exit(130)
-    if FINISHED["failed"]:
-        print(f"regbench: {FINISHED['failed']} seed(s) failed; run the same command again to retry them",
-              file=sys.stderr)
+    if failed := finished_cells()[1]:
+        print(f"regbench: {failed} seed(s) failed; run the same command again to retry them", file=sys.stderr)
         sys.exit(1)

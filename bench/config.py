@@ -8,10 +8,13 @@ The trainer only ever sees these plain dataclasses, never Hydra.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
-TASKS = ("mlp", "cifar")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # the YAML configs, packaged with the code
+
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
 
 
@@ -51,7 +54,9 @@ class TaskConfig:
     cache_dir: str = ".cache"
 
     def __post_init__(self) -> None:
-        _check(self.name in TASKS, f"unknown task '{self.name}'; valid: {', '.join(TASKS)}")
+        from bench.tasks import task_names  # reads file names only (no torch)
+
+        _check(self.name in task_names(), f"unknown task '{self.name}'; valid: {', '.join(task_names())}")
         _check(self.steps >= 0, f"task.steps must be >= 0, got {self.steps}")
         _check(self.curve_every >= 0, f"task.curve_every must be >= 0, got {self.curve_every}")
         if self.steps:
@@ -151,6 +156,31 @@ class LRPlateauConfig:
 
 
 @dataclass
+class MixupConfig:
+    alpha: float = 1.0  # mixing weight lambda ~ Beta(alpha, alpha); 1.0 is the CIFAR-10 setting of mixup and CutMix
+    cutmix: bool = False  # False: blend whole inputs (Zhang et al. 2018); True: paste a box (Yun et al. 2019, images)
+
+    def __post_init__(self) -> None:
+        _check(self.alpha > 0, f"mixup.alpha must be > 0, got {self.alpha}")
+
+
+@dataclass
+class CutoutConfig:
+    size_frac: float = 0.5  # side of the zeroed square / image side: 16 px on CIFAR (DeVries & Taylor 2017)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.size_frac <= 1, f"cutout.size_frac must be in (0, 1], got {self.size_frac}")
+
+
+@dataclass
+class EMAConfig:
+    decay: float = 0.999  # per step, warmed up as min(decay, (1 + t) / (10 + t)) (TensorFlow's EMA, timm's ModelEma)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.decay < 1, f"ema.decay must be in (0, 1), got {self.decay}")
+
+
+@dataclass
 class TechniqueConfig:
     """Which regularizers are on. A piece left at None is off; combinations set several."""
 
@@ -162,13 +192,16 @@ class TechniqueConfig:
     augment: Optional[AugmentConfig] = None
     early_stopping: Optional[EarlyStoppingConfig] = None
     lr_plateau: Optional[LRPlateauConfig] = None
+    mixup: Optional[MixupConfig] = None
+    cutout: Optional[CutoutConfig] = None
+    ema: Optional[EMAConfig] = None
 
     def pieces(self) -> list[str]:
         """Names of the regularizers switched on, in a fixed order."""
         return [key for key in PIECES if getattr(self, key) is not None]
 
 
-PIECES = ("l2", "l1", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau")
+PIECES = tuple(f.name for f in dataclasses.fields(TechniqueConfig) if f.name != "name")  # in field order
 
 
 @dataclass
@@ -211,3 +244,19 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="regbench_schema", node=Config)
+
+
+def technique_names() -> list[str]:
+    """Every technique: one YAML each in bench/conf/technique/ (the one list of them)."""
+    return sorted(p.stem for p in (Path(CONF_DIR) / "technique").glob("*.yaml"))
+
+
+def load_technique(name: str) -> TechniqueConfig:
+    """A technique as its YAML defines it, composed by Hydra (combinations' defaults lists included)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"technique={name}"])
+    return OmegaConf.to_object(cfg.technique)

@@ -1,36 +1,19 @@
-"""Datasets: the synthetic teacher-network regression task and CIFAR-10 (torchvision pickles or class folders).
+"""Datasets: the synthetic teacher-network regression task and CIFAR-10's splits (files and cache: bench/cifar_files.py).
 
 Everything is returned as whole tensors already on the training device; the trainer
 indexes them with random permutations, so no per-image Python runs during training.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
-import tarfile
-import zipfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-import numpy as np
 import torch
 
+from bench.cifar_files import DataError, load_cifar_arrays
 from bench.config import TaskConfig
 
-CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-HOW_TO_GET_CIFAR = (
-    "Get CIFAR-10 either by letting torchvision download it (task.source=torchvision, needs internet), "
-    "or by pointing REGBENCH_CIFAR (or task.data_path) at a folder or .tar.gz/.tar/.zip holding "
-    "train/<class>/*.png|jpg and test/<class>/*.png|jpg."
-)
-
-
-class DataError(RuntimeError):
-    """Data missing or unreadable; the message says where we looked and how to get it."""
 
 
 @dataclass
@@ -129,127 +112,7 @@ def make_mlp_data(task: TaskConfig, device: torch.device, seeds: list[int] = (0,
     return TaskData(train, val, test, source=source, noise_floor=floor)
 
 
-# --------------------------------------------------------------------------- CIFAR-10 readers
-
-
-def read_cifar_pickles(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """torchvision's on-disk format: cifar-10-batches-py/{data_batch_1..5,test_batch}."""
-    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
-    out = {}
-    for split, names in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
-        xs, ys = [], []
-        for name in names:
-            path = base / name
-            try:
-                with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="latin1")
-                xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                ys.append(np.asarray(batch["labels"], dtype=np.int64))
-            except FileNotFoundError:
-                raise DataError(f"CIFAR-10 batch file missing: {path}. {HOW_TO_GET_CIFAR}") from None
-            except Exception as e:  # truncated or foreign file
-                raise DataError(f"CIFAR-10 batch file {path} is corrupt ({type(e).__name__}: {e}). "
-                                f"Delete it and fetch it again. {HOW_TO_GET_CIFAR}") from None
-        out[split] = (np.concatenate(xs), np.concatenate(ys))
-    return out
-
-
-def _iter_image_files(path: Path):
-    """Yield (relative path, bytes) of every image in a folder or a .tar/.tar.gz/.zip archive."""
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                yield p.relative_to(path).as_posix(), p.read_bytes()
-    elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for name in sorted(zf.namelist()):
-                if name.lower().endswith(IMAGE_SUFFIXES):
-                    yield name, zf.read(name)
-    else:
-        with tarfile.open(path) as tf:
-            for member in tf:
-                if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
-                    yield member.name, tf.extractfile(member).read()
-
-
-def read_class_folders(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Class-folder layout: .../train/<class>/<image>, .../test/<class>/<image> (PNG or JPEG)."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    images: dict[str, list] = {"train": [], "test": []}
-    labels: dict[str, list] = {"train": [], "test": []}
-    try:
-        for name, data in _iter_image_files(path):
-            parts = name.split("/")
-            if len(parts) < 3 or parts[-3] not in images:
-                continue
-            split, cls = parts[-3], parts[-2]
-            if cls not in CIFAR_CLASSES:
-                raise DataError(f"{path}: unknown class folder '{cls}' in {name}; expected {', '.join(CIFAR_CLASSES)}")
-            try:
-                img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-            except RuntimeError as e:
-                raise DataError(f"{path}: cannot decode image {name} ({e})") from None
-            if img.shape != (3, 32, 32):
-                raise DataError(f"{path}: image {name} is {tuple(img.shape)}, expected 3x32x32")
-            images[split].append(img)
-            labels[split].append(CIFAR_CLASSES.index(cls))
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise DataError(f"{path} is not a readable folder or archive ({type(e).__name__}: {e}). {HOW_TO_GET_CIFAR}") from None
-    for split in images:
-        if not images[split]:
-            raise DataError(f"{path}: no images under {split}/<class>/. {HOW_TO_GET_CIFAR}")
-    return {s: (torch.stack(images[s]).numpy(), np.asarray(labels[s], dtype=np.int64)) for s in images}
-
-
-# --------------------------------------------------------------------------- CIFAR-10 source, cache, splits
-
-
-def cifar_source(task: TaskConfig) -> tuple[str, Path]:
-    """Which reader and which path: ('folder', archive-or-dir) or ('torchvision', root)."""
-    kind = task.source
-    if kind == "auto":
-        kind = "folder" if task.data_path else "torchvision"
-    if kind == "folder":
-        if not task.data_path:
-            raise DataError(f"task.source=folder but no task.data_path / REGBENCH_CIFAR is set. {HOW_TO_GET_CIFAR}")
-        path = Path(task.data_path).expanduser()
-        if not path.exists():
-            raise DataError(f"CIFAR-10 not found at {path} (task.data_path / REGBENCH_CIFAR). {HOW_TO_GET_CIFAR}")
-        return kind, path
-    return kind, Path(task.data_path or Path(task.cache_dir) / "cifar10").expanduser()
-
-
-def _cache_key(kind: str, path: Path) -> str:
-    st = path.stat()
-    ident = f"{kind}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha1(ident.encode()).hexdigest()[:12]
-
-
-def load_cifar_arrays(task: TaskConfig) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], str]:
-    """Decoded CIFAR-10 as uint8 tensors, read from a cache file after the first decode."""
-    kind, path = cifar_source(task)
-    if kind == "torchvision" and not (path / "cifar-10-batches-py").is_dir():
-        try:
-            import torchvision
-
-            torchvision.datasets.CIFAR10(str(path), download=True)
-        except Exception as e:
-            raise DataError(f"CIFAR-10 not found under {path} and the download failed ({e}). {HOW_TO_GET_CIFAR}") from None
-    label = f"{kind}:{path.name}"
-    cache = Path(task.cache_dir) / f"cifar10-{_cache_key(kind, path)}.pt"
-    if cache.exists():
-        try:
-            return torch.load(cache), label
-        except Exception:
-            cache.unlink()  # a broken cache is rebuilt, never trusted
-    arrays = read_cifar_pickles(path) if kind == "torchvision" else read_class_folders(path)
-    tensors = {s: (torch.from_numpy(x).contiguous(), torch.from_numpy(y)) for s, (x, y) in arrays.items()}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    torch.save(tensors, tmp)
-    os.replace(tmp, cache)
-    return tensors, label
+# --------------------------------------------------------------------------- CIFAR-10 splits
 
 
 def balanced_order(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -278,11 +141,6 @@ def make_cifar_data(task: TaskConfig, device: torch.device) -> TaskData:
         return Split(x[idx].to(device), y[idx].to(device))
 
     return TaskData(split(x_tr, y_tr, train_idx), split(x_tr, y_tr, val_idx), split(x_te, y_te, test_idx), source=source)
-
-
-def load_task_data(task: TaskConfig, device: torch.device, seeds: list[int] = (0,)) -> TaskData:
-    """The splits for these seeds (the MLP's train/val sets depend on the seed; CIFAR's do not)."""
-    return make_mlp_data(task, device, seeds) if task.name == "mlp" else make_cifar_data(task, device)
 
 
 def normalize_images(x_uint8_or_float: torch.Tensor) -> torch.Tensor:

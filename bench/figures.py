@@ -1,38 +1,64 @@
-"""Figures: one fixed colour per technique; Pareto fronts, Δ heatmap, learning curves, sweeps, depth, train size."""
+"""Figures: one colour per technique (from the rows); Pareto fronts, Δ heatmap, learning curves, sweeps, depth, size."""
 from __future__ import annotations
 
+import colorsys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
 
-from bench.analysis import (COMBOS, METRICS, SWEEPS, TASKS, article_cells, improvement, mean_ci, ok,  # noqa: E402
-                            sweep_candidates)
-from bench.claims import train_size_cells  # noqa: E402
-
-COLOURS = {  # technique -> colour, the same in every figure
-    "none": "#000000", "l2": "#1f77b4", "adamw": "#6baed6", "l1": "#ff7f0e", "l1_prox": "#b35806",
-    "dropout": "#2ca02c", "batchnorm": "#d62728", "augment": "#9467bd", "early_stopping": "#8c564b",
-    "lr_plateau": "#e377c2", "l2_es": "#17becf", "l2_es_dropout": "#bcbd22", "dropout_bn": "#f4a3a8",
-    "recommended": "#7f7f7f", "all": "#c7b26b",
-}
-Y_WORDS = {"mlp": "test MSE (lower is better)", "cifar": "test accuracy (higher is better)"}
-LOSS_WORDS = {"mlp": "MSE", "cifar": "cross-entropy"}
-CURVE_TECHNIQUES = ("none", "l2", "dropout", "batchnorm", "augment", "early_stopping", "recommended")
+from bench.analysis import improvement, metric, tasks_of  # noqa: E402
+from bench.claim_tables import grid_cells, train_size_cells  # noqa: E402
+from bench.selection import (best_on_validation, default_cells, ok, sweep_candidates, sweep_grids,  # noqa: E402
+                             sweep_words)
+from bench.stats import mean_ci  # noqa: E402
+from bench.techniques import BASELINE, combinations, order_techniques, singles, technique_pieces  # noqa: E402
 
 
-def colour(technique: str) -> str:
-    return COLOURS.get(technique, "#555555")
+def palette(n: int) -> list[str]:
+    """n distinct colours: tab10, then the light tab20 shades, tab20b, tab20c, then evenly spread hues."""
+    maps = [plt.get_cmap(name) for name in ("tab10", "tab20", "tab20b", "tab20c")]
+    picks = list(maps[0].colors) + list(maps[1].colors[1::2]) + list(maps[2].colors) + list(maps[3].colors)
+    out = list(dict.fromkeys(to_hex(c) for c in picks))
+    golden = 0.618033988749895
+    for i in range(max(0, n - len(out))):
+        out.append(to_hex(colorsys.hsv_to_rgb((i * golden) % 1.0, 0.65, 0.85 - 0.25 * (i // 20 % 2))))
+    return out[:n]
 
 
-def marker(technique: str) -> str:
-    return "X" if technique == "none" else "s" if technique in COMBOS else "o"
+def technique_colours(df: pd.DataFrame) -> dict[str, str]:
+    """technique -> colour for every technique of df: none black, the others in technique order along the
+    palette. Computed once per report so a technique has one colour in every figure."""
+    names = [t for t in order_techniques(df) if t != BASELINE]
+    return {BASELINE: "#000000", **dict(zip(names, palette(len(names))))}
+
+
+def colour(technique: str, colours: dict) -> str:
+    return colours.get(technique, "#555555")
+
+
+def marker(technique: str, pieces: dict) -> str:
+    return "X" if technique == BASELINE else "s" if len(pieces.get(technique, ())) > 1 else "o"
+
+
+def curve_techniques(cells: pd.DataFrame, task: str) -> list[str]:
+    """none, one single technique per piece (the first in order: l2 before adamw) and the best combination on
+    validation: the learning curves worth showing without clutter."""
+    pieces, shown, firsts = technique_pieces(cells), set(), []
+    for tech in singles(cells):
+        if pieces[tech] not in shown:
+            shown.add(pieces[tech])
+            firsts.append(tech)
+    combo = best_on_validation(cells, combinations(cells), task)
+    names = [BASELINE, *firsts, *([combo] if combo else [])]
+    return [t for t in order_techniques(cells) if t in names]
 
 
 def pareto_front(x, y, higher: bool) -> list[int]:
@@ -69,30 +95,31 @@ def _log_y(ax, values) -> None:
 
 def _noise_floor(ax, df: pd.DataFrame, task: str) -> None:
     floor = df[df.task == task].noise_floor.dropna()
-    if task == "mlp" and len(floor):
+    if len(floor):  # loss tasks with a known floor (the MLP's label noise)
         ax.axhline(floor.mean(), color="grey", ls=":", lw=1)
         ax.annotate("noise floor (best possible MSE)", (0.01, floor.mean()), xycoords=("axes fraction", "data"),
                     fontsize=7, color="grey", va="bottom")
 
 
-def plot_pareto(tables: dict, df: pd.DataFrame, task: str):
+def plot_pareto(tables: dict, df: pd.DataFrame, task: str, colours: dict | None = None):
     t = tables.get((task, "default"))
     if t is None or t.empty:
         return None
+    colours, pieces = colours or technique_colours(df), technique_pieces(df)
     fig, ax = plt.subplots(figsize=(8.5, 5))
     x = [s.mean for s in t.result_s]
     y = [s.mean for s in t.test]
     for r, xi, yi in zip(t.itertuples(), x, y):
         ax.errorbar(xi, yi, xerr=np.nan_to_num(r.result_s.half), yerr=np.nan_to_num(r.test.half),
-                    fmt=marker(r.technique), color=colour(r.technique), ms=7, capsize=2, lw=0.8, label=r.technique,
-                    mfc="white" if r.underfits else colour(r.technique))
-    front = pareto_front(x, y, METRICS[task].higher)
+                    fmt=marker(r.technique, pieces), color=colour(r.technique, colours), ms=7, capsize=2, lw=0.8,
+                    label=r.technique, mfc="white" if r.underfits else colour(r.technique, colours))
+    front = pareto_front(x, y, metric(task).higher)
     ax.plot([x[i] for i in front], [y[i] for i in front], color="grey", lw=1, ls="-", zorder=0)
     texts = [ax.text(x[i], y[i], t.technique.iloc[i], fontsize=8) for i in front]
-    none_y = y[list(t.technique).index("none")] if "none" in set(t.technique) else None
+    none_y = y[list(t.technique).index(BASELINE)] if BASELINE in set(t.technique) else None
     if none_y is not None:
-        ax.axhline(none_y, color=COLOURS["none"], ls="--", lw=0.8)
-        ax.annotate("none", (0.99, none_y), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7)
+        ax.axhline(none_y, color=colour(BASELINE, colours), ls="--", lw=0.8)
+        ax.annotate(BASELINE, (0.99, none_y), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7)
     _noise_floor(ax, df, task)
     _log_if_wide(ax, x, "x", 5)
     if ax.get_xscale() == "log":
@@ -100,7 +127,7 @@ def plot_pareto(tables: dict, df: pd.DataFrame, task: str):
     adjust_text(texts, x=x, y=y, target_x=[x[i] for i in front], target_y=[y[i] for i in front], ax=ax,
                 expand=(1.3, 1.6), force_static=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="grey", lw=0.5))
     ax.set_xlabel("seconds to result: wall time to the reported checkpoint (s, mean over seeds)")
-    ax.set_ylabel(Y_WORDS[task])
+    ax.set_ylabel(metric(task).axis)
     ax.set_title(f"{task}: test metric vs time, article defaults (grey line: Pareto front, labelled; "
                  f"hollow: underfits)", fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="technique", title_fontsize=7)
@@ -112,13 +139,13 @@ def _stars(p: float) -> str:
 
 
 def plot_delta_heatmap(tables: dict):
-    tasks = [t for t in TASKS if len(tables.get((t, "default"), pd.DataFrame())) > 1]  # none and one more
+    tasks = [t for t in dict.fromkeys(t for t, _ in tables) if len(tables[t, "default"]) > 1]  # none and one more
     if not tasks:
         return None
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 6.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         frames = {k: tables[task, k].set_index("technique") for k in ("default", "tuned")}
-        names = [n for n in frames["default"].index if n != "none"]
+        names = [n for n in frames["default"].index if n != BASELINE]
         values = np.array([[improvement(task, frames[k].d[n].mean) if n in frames[k].index else np.nan
                             for k in frames] for n in names])
         vmax = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
@@ -132,7 +159,7 @@ def plot_delta_heatmap(tables: dict):
                         color="white" if np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * vmax else "black")
         ax.set_xticks(range(2), ["at default", "tuned on val"])
         ax.set_yticks(range(len(names)), names, fontsize=8)
-        unit = "accuracy gain" if task == "cifar" else "MSE reduction"
+        unit = "accuracy gain" if metric(task).higher else "MSE reduction"
         ax.set_title(f"{task}: improvement over none\n({unit}; colour scale per task)", fontsize=9)
         fig.colorbar(ax.images[0], ax=ax, shrink=0.6, label=f"{unit} (test)")
     fig.subplots_adjust(wspace=0.75, bottom=0.1)
@@ -141,36 +168,38 @@ def plot_delta_heatmap(tables: dict):
     return fig
 
 
-def plot_curves(curves: pd.DataFrame, df: pd.DataFrame, task: str):
-    keys = set(article_cells(df, task).key)
-    data = curves[curves.key.isin(keys) & curves.technique.isin(CURVE_TECHNIQUES)]
+def plot_curves(curves: pd.DataFrame, df: pd.DataFrame, task: str, colours: dict | None = None):
+    cells, colours = default_cells(df, task), colours or technique_colours(df)
+    shown = curve_techniques(cells, task)
+    data = curves[curves.key.isin(set(cells.key)) & curves.technique.isin(shown)]
     if data.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, split, words in zip(axes, ("train", "val"), ("training set (eval mode, curve epochs)",
                                                          "validation set (every epoch)")):
-        for tech in [t for t in CURVE_TECHNIQUES if t in set(data.technique)]:
+        for tech in [t for t in shown if t in set(data.technique)]:
             d = data[(data.technique == tech) & (data.split == split)]
             per_epoch = d.groupby("epoch").loss
             mean = per_epoch.mean()[per_epoch.count() == d.seed.nunique()]  # epochs every seed ran
-            ax.plot(mean.index, mean.values, color=colour(tech), lw=1.4, label=tech,
+            ax.plot(mean.index, mean.values, color=colour(tech, colours), lw=1.4, label=tech,
                     marker="o" if split == "train" and len(mean) < 40 else None, ms=3)
-        if task == "mlp":
+        if not metric(task).higher:
             _log_y(ax, data[data.split.isin(["train", "val"])].loss)
             _noise_floor(ax, df, task)
         ax.set_xlabel("epoch (a line ends where the first of its seeds stopped)")
-        ax.set_ylabel(f"{LOSS_WORDS[task]} loss")
+        ax.set_ylabel(f"{metric(task).loss} loss")
         ax.set_title(f"{task}: {words}", fontsize=9)
     axes[1].legend(fontsize=7, title="technique (mean over seeds)", title_fontsize=7)
     fig.subplots_adjust(wspace=0.08)
     return fig
 
 
-def plot_sweep(df: pd.DataFrame, grid: str, tables: dict):
-    techs, _, words = SWEEPS[grid]
-    tasks = [t for t in TASKS if len(ok(df[(df.grid == grid) & (df.task == t)]))]
-    if not tasks:
+def plot_sweep(df: pd.DataFrame, grid: str, tables: dict, colours: dict | None = None):
+    techs, words = sweep_grids(df).get(grid, []), sweep_words(df, grid)
+    tasks = [t for t in tasks_of(df) if len(ok(df[(df.grid == grid) & (df.task == t)]))]
+    if not tasks or not techs:
         return None
+    colours = colours or technique_colours(df)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.8 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         tuned = tables.get((task, "tuned"), pd.DataFrame())
@@ -184,39 +213,40 @@ def plot_sweep(df: pd.DataFrame, grid: str, tables: dict):
             for col, ls, mk, name in (("test_metric", "-", "o", "test"), ("val_metric", "--", "s", "validation")):
                 stat = g[col].apply(mean_ci)
                 ax.errorbar(stat.index, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat], ls=ls,
-                            marker=mk, ms=4, color=colour(tech), capsize=2, label=f"{tech}: {name}")
+                            marker=mk, ms=4, color=colour(tech, colours), capsize=2, label=f"{tech}: {name}")
                 means += [s.mean for s in stat]
             values += list(stat.index)
             if tech in tuned.index:
                 chosen, default = tuned.chosen[tech][:2]
                 best = stat.get(chosen)  # on the validation curve, where it was chosen
                 if best is not None:
-                    ax.plot([chosen], [best.mean], marker="*", ms=15, color=colour(tech), mec="black", ls="none",
-                            label=f"{tech}: chosen on validation")
-                ax.axvline(default, color=colour(tech), ls=":", lw=0.8)
+                    ax.plot([chosen], [best.mean], marker="*", ms=15, color=colour(tech, colours), mec="black",
+                            ls="none", label=f"{tech}: chosen on validation")
+                ax.axvline(default, color=colour(tech, colours), ls=":", lw=0.8)
         _log_if_wide(ax, values, "x", 100)
-        if task == "mlp":
+        if not metric(task).higher:
             if means and min(means) > 0 and max(means) / min(means) >= 3:
                 _log_y(ax, means)
         ax.set_xlabel(words)
-        ax.set_ylabel(Y_WORDS[task].replace("test ", "test / validation "))
+        ax.set_ylabel(metric(task).axis.replace("test ", "test / validation "))
         ax.set_title(f"{task}: sweep (dotted line: the article's default)", fontsize=9)
         ax.legend(fontsize=7)
     fig.subplots_adjust(wspace=0.3)
     return fig
 
 
-def plot_depth(df: pd.DataFrame):
-    cells = ok(df[(df.grid == "depth") & (df.task == "mlp")])
+def plot_depth(df: pd.DataFrame, colours: dict | None = None):
+    cells = grid_cells(df, "depth")
     if cells.empty:
         return None
+    colours = colours or technique_colours(df)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, col, words in zip(axes, ("train_loss", "test_loss"), ("final training MSE (trainability)", "test MSE")):
         _log_y(ax, cells[col])
-        for tech in sorted(cells.technique.unique(), key=lambda t: t != "none"):
+        for tech in order_techniques(cells):
             stat = cells[cells.technique == tech].groupby("depth")[col].apply(mean_ci)
             ax.errorbar(stat.index, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat], marker="o",
-                        color=colour(tech), capsize=3, label=tech)
+                        color=colour(tech, colours), capsize=3, label=tech)
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(cells.depth.unique()), [str(d) for d in sorted(cells.depth.unique())])
         ax.axvline(10, color="grey", ls="--", lw=0.8)
@@ -224,39 +254,44 @@ def plot_depth(df: pd.DataFrame):
         ax.set_xlabel("hidden layers (log scale)")
         ax.set_ylabel(words + " after the fixed epoch budget")
         ax.legend(fontsize=8, title="95% CI over seeds", title_fontsize=7)
-    axes[0].set_title("MLP: can it be trained? (final train loss)", fontsize=9)
-    axes[1].set_title("MLP: test MSE beside it", fontsize=9)
+    task = cells.task.iloc[0].upper()
+    axes[0].set_title(f"{task}: can it be trained? (final train loss)", fontsize=9)
+    axes[1].set_title(f"{task}: test MSE beside it", fontsize=9)
     fig.subplots_adjust(wspace=0.3)
     return fig
 
 
-def plot_train_size(df: pd.DataFrame):
+def plot_train_size(df: pd.DataFrame, colours: dict | None = None):
     cells, note = train_size_cells(df)
     if cells.empty:
         return None
+    colours = colours or technique_colours(df)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for tech in sorted(cells.technique.unique(), key=lambda t: t != "none"):
-        stat = cells[cells.technique == tech].groupby("n_train").test_acc.apply(mean_ci)
+    for tech in order_techniques(cells):
+        stat = cells[cells.technique == tech].groupby("n_train").test_metric.apply(mean_ci)
         ax.errorbar(np.array(stat.index) / 10, [s.mean for s in stat], yerr=[np.nan_to_num(s.half) for s in stat],
-                    marker="o", color=colour(tech), capsize=3, label=tech)
+                    marker="o", color=colour(tech, colours), capsize=3, label=tech)
     ax.set_xscale("log")
     sizes = sorted(cells.n_train.unique() / 10)
     ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training examples per class (log scale)")
-    ax.set_ylabel(Y_WORDS["cifar"])
-    ax.set_title(f"CIFAR: augmentation vs none by training-set size\n({note})", fontsize=9)
+    ax.set_ylabel(metric(cells.task.iloc[0]).axis)
+    ax.set_title(f"{cells.task.iloc[0].upper()}: augmentation vs none by training-set size\n({note})", fontsize=9)
     ax.legend(fontsize=8, title="95% CI over seeds", title_fontsize=7)
     return fig
 
 
-def save_figures(df: pd.DataFrame, tables: dict, curves: pd.DataFrame, out: Path, suffix: str = "") -> list[str]:
-    """Draw every figure that has data into out; returns the file names written."""
-    makers = {f"pareto_{t}": (lambda t=t: plot_pareto(tables, df, t)) for t in TASKS}
+def save_figures(df: pd.DataFrame, tables: dict, curves: pd.DataFrame, out: Path, suffix: str = "",
+                 colours: dict | None = None) -> list[str]:
+    """Draw every figure that has data into out; returns the file names written. colours: technique -> colour
+    (default: from df), the same in every figure."""
+    colours = colours or technique_colours(df)
+    makers = {f"pareto_{t}": (lambda t=t: plot_pareto(tables, df, t, colours)) for t in tasks_of(df)}
     makers["delta_heatmap"] = lambda: plot_delta_heatmap(tables)
-    makers.update({f"curves_{t}": (lambda t=t: plot_curves(curves, df, t)) for t in TASKS})
-    makers.update({f"sweep_{g}": (lambda g=g: plot_sweep(df, g, tables)) for g in SWEEPS})
-    makers.update(depth=lambda: plot_depth(df), train_size=lambda: plot_train_size(df))
+    makers.update({f"curves_{t}": (lambda t=t: plot_curves(curves, df, t, colours)) for t in tasks_of(df)})
+    makers.update({f"sweep_{g}": (lambda g=g: plot_sweep(df, g, tables, colours)) for g in sweep_grids(df)})
+    makers.update(depth=lambda: plot_depth(df, colours), train_size=lambda: plot_train_size(df, colours))
     written = []
     for name, make in makers.items():
         fig = make()

@@ -79,7 +79,7 @@ class MLP(nn.Module):
     """
 
     def __init__(self, n_seeds: int, in_dim: int, width: int, depth: int, out_dim: int = 1,
-                 dropout: float = 0.0, batchnorm_momentum: float | None = None):
+                 dropout: float = 0.0, batchnorm_momentum: float | None = None, dropout_conv: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = in_dim
@@ -219,15 +219,6 @@ def init_per_seed(model: nn.Module, generators: list[torch.Generator]) -> None:
                     chunk.copy_(torch.rand(chunk.shape, generator=gen) * 2 * bound - bound)
 
 
-def build_model(task_name: str, n_seeds: int, *, in_dim: int = 10, width: int = 100, depth: int = 2,
-                dropout: float = 0.0, dropout_conv: float = 0.0,
-                batchnorm_momentum: float | None = None) -> nn.Module:
-    if task_name == "mlp":
-        return MLP(n_seeds, in_dim, width, depth, dropout=dropout, batchnorm_momentum=batchnorm_momentum)
-    net = DropoutNet(n_seeds, width, dropout=dropout, dropout_conv=dropout_conv, batchnorm_momentum=batchnorm_momentum)
-    return net.to(memory_format=torch.channels_last)
-
-
 def seed_of_row(t: torch.Tensor, n_seeds: int) -> torch.Tensor:
     """Which seed owns each row (index along dim 0) of a stacked tensor: every layer stores its
     seeds as consecutive blocks of rows ([S, ...], [S*C, ...]), whatever the memory format."""
@@ -240,9 +231,15 @@ def weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if hasattr(m, "fan_in")]
 
 
-def loss_per_seed(task_name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean loss of each seed: MSE for regression, cross-entropy for classification. Returns [S]."""
-    if task_name == "mlp":
-        return (out.squeeze(-1) - y).pow(2).mean(dim=1)
+def mse_per_seed(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each seed: out [S, B, 1], y [S, B] -> [S]."""
+    return (out.squeeze(-1) - y).pow(2).mean(dim=1)
+
+
+def cross_entropy_per_seed(out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of each seed: out [S, B, C]; y class indices [S, B] or class probabilities
+    [S, B, C] (soft targets, e.g. from mixup). Returns [S]."""
     S, B, C = out.shape
-    return F.cross_entropy(out.reshape(S * B, C), y.reshape(S * B), reduction="none").view(S, B).mean(dim=1)
+    target = y.reshape(S * B, C) if y.dim() == 3 else y.reshape(S * B)
+    loss = F.cross_entropy(out.reshape(S * B, C), target, reduction="none", label_smoothing=label_smoothing)
+    return loss.view(S, B).mean(dim=1)

@@ -1,20 +1,27 @@
 """The regularizers: one small class each, hooking the trainer at one clear point.
 
 Hook points (the trainer calls them in this order):
-  model_kwargs()      model construction   dropout, batchnorm
-  optimizer_kwargs()  optimizer            l2 / adamw (weight decay)
-  transform(x)        each training batch  augment
-  add_penalty_grad(m) after backward       l1 (adds the penalty's gradient to the weights' .grad)
-  after_step(m, lr)   after optimizer step l1 proximal (soft-threshold of the weights)
-  end_epoch(state)    after validation     early_stopping, lr_plateau (they set uses_validation)
-  finish(state)       after the last epoch early_stopping (restore best weights)
+  model_kwargs()      model construction     dropout, batchnorm
+  optimizer_kwargs()  optimizer              l2 / adamw (weight decay)
+  transform(x)        each sample, raw input augment (before normalization)
+  batch(x, y)         each training batch    mixup / cutmix (mix inputs and targets), cutout
+  train_loss(out, y)  the training loss      (one regularizer at most)
+  add_penalty_grad(m) after backward         l1 (adds the penalty's gradient to the weights' .grad)
+  after_step(m, lr)   after optimizer step   l1 proximal (soft-threshold), ema (update the average)
+  eval_weights(m)     around every measure   ema (evaluate the averaged weights)
+  end_epoch(state)    after validation       early_stopping, lr_plateau (they set uses_validation)
+  finish(state)       after the last epoch   early_stopping (restore best weights), ema (keep the average)
+
+A regularizer that does not fit a task says so in `applies_to` (the cell is skipped, not failed).
+The MLP's hand-written step supports every hook but train_loss; a cell using it trains with autograd.
 
 To add one: a class here registered in PIECES, a field in config.TechniqueConfig, a
-YAML file in conf/technique/, and a test in tests/test_regularizers.py.
+YAML file in bench/conf/technique/, and a test in tests/test_regularizers.py.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,8 +29,13 @@ import torch
 from torch import nn
 
 from bench import config as C
-from bench.augment import augment_images
+from bench.augment import augment_images, box_masks, cutout, mix_batch, scaled_augment
 from bench.models import seed_of_row, weights
+from bench.tasks import Task, get_task
+
+
+class NotApplicable(C.ConfigError):
+    """A regularizer that has no meaning for this task (e.g. label smoothing on regression)."""
 
 
 @dataclass
@@ -43,6 +55,11 @@ class Regularizer:
 
     uses_validation = False  # reads the validation loss every epoch, so its validation passes are part of its cost
 
+    @staticmethod
+    def applies_to(cfg, task: Task) -> bool:
+        """False when the piece has no meaning for this task."""
+        return True
+
     def model_kwargs(self) -> dict:
         return {}
 
@@ -52,11 +69,20 @@ class Regularizer:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def add_penalty_grad(self, model: nn.Module) -> None:
         pass
 
     def after_step(self, model: nn.Module, lr: torch.Tensor) -> None:
         pass
+
+    def eval_weights(self, model: nn.Module):
+        return nullcontext()
 
     def end_epoch(self, state: EpochState) -> None:
         pass
@@ -117,6 +143,9 @@ def l1_regularizer(cfg: C.L1Config, **kwargs) -> Regularizer:
     return L1Proximal(cfg, **kwargs) if cfg.proximal else L1(cfg, **kwargs)
 
 
+l1_regularizer.applies_to = Regularizer.applies_to
+
+
 class Dropout(Regularizer):
     """Dropout(p) after hidden fully connected activations, Dropout2d(p_conv) after conv blocks."""
 
@@ -146,21 +175,13 @@ class Augment(Regularizer):
     jitter. Every sample draws its own parameters.
     """
 
-    def __init__(self, cfg: C.AugmentConfig, task_name: str, **_):
-        self.cfg, self.task_name = scaled_augment(cfg), task_name
+    def __init__(self, cfg: C.AugmentConfig, task: Task, **_):
+        self.cfg, self.images = scaled_augment(cfg), task.images
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        if self.task_name == "mlp":
-            return x + self.cfg.input_noise * torch.randn_like(x)
-        return augment_images(x, self.cfg)
-
-
-def scaled_augment(cfg: C.AugmentConfig) -> C.AugmentConfig:
-    """The settings at cfg.strength: noise, shift, rotation and jitter multiplied by it (shift rounded to whole
-    pixels, jitter kept below 1 so colour factors stay positive)."""
-    s = cfg.strength
-    return C.AugmentConfig(strength=1.0, input_noise=cfg.input_noise * s, crop_pad=round(cfg.crop_pad * s),
-                           flip=cfg.flip and s > 0, rotate_deg=cfg.rotate_deg * s, jitter=min(cfg.jitter * s, 0.9))
+        if self.images:
+            return augment_images(x, self.cfg)
+        return x + self.cfg.input_noise * torch.randn_like(x)
 
 
 class EarlyStopping(Regularizer):
@@ -226,6 +247,93 @@ class LRPlateau(Regularizer):
         self.bad_epochs[reduce] = 0
 
 
+class Mixup(Regularizer):
+    """Each seed's batch mixed with a shuffled copy of itself at lambda ~ Beta(alpha, alpha), one lambda per
+    seed and batch: inputs blended (mixup) or a box of area 1 - lambda pasted (CutMix, lambda then set to
+    the box's exact share), targets mixed by the same lambda (one-hot for classes). With a cross-entropy
+    or MSE loss this trains on lambda * loss(y) + (1 - lambda) * loss(y_shuffled), up to a constant."""
+
+    def __init__(self, cfg: C.MixupConfig, task: Task, **_):
+        self.cfg, self.n_classes = cfg, task.n_classes
+        self.beta = torch.distributions.Beta(cfg.alpha, cfg.alpha)
+
+    @staticmethod
+    def applies_to(cfg: C.MixupConfig, task: Task) -> bool:
+        return task.images or not cfg.cutmix
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        S, B = y.shape[:2]
+        lam = self.beta.sample((S,)).to(x.device)
+        perm = torch.argsort(torch.rand(S, B, device=x.device), dim=1)
+        box = None
+        if self.cfg.cutmix:
+            box, lam = box_masks(S, x.shape[-2], x.shape[-1], 1 - lam, x.device)
+        self.last_lambda = lam
+        return mix_batch(x, y, lam, perm, self.n_classes, box)
+
+
+class Cutout(Regularizer):
+    """Zero a square of side size_frac * image side at a random centre of each training image (clipped at
+    the border), on normalized inputs, so the square holds the dataset's mean colour (DeVries & Taylor)."""
+
+    def __init__(self, cfg: C.CutoutConfig, **_):
+        self.size_frac = cfg.size_frac
+
+    @staticmethod
+    def applies_to(cfg, task: Task) -> bool:
+        return task.images
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return cutout(x.flatten(0, 1), self.size_frac).view_as(x), y
+
+
+class EMA(Regularizer):
+    """An exponential moving average of the weights (and batch-norm statistics), updated after every step;
+    every measurement (validation, curves, finals) uses the average, and it replaces the weights at the end."""
+
+    def __init__(self, cfg: C.EMAConfig, **_):
+        self.decay, self.steps, self.average = cfg.decay, 0, None
+
+    def after_step(self, model: nn.Module, lr: torch.Tensor) -> None:
+        live = averaged_tensors(model)
+        self.steps += 1
+        if self.average is None:
+            self.average = [t.detach().clone() for t in live]
+            return
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for avg, t in zip(self.average, live):
+                avg.lerp_(t, 1 - decay)
+
+    @contextmanager
+    def eval_weights(self, model: nn.Module):
+        if self.average is None:
+            yield
+            return
+        live = averaged_tensors(model)
+        saved = [t.detach().clone() for t in live]
+        copy_into(live, self.average)
+        try:
+            yield
+        finally:
+            copy_into(live, saved)
+
+    def finish(self, state: EpochState) -> None:
+        if self.average is not None:
+            copy_into(averaged_tensors(state.model), self.average)
+
+
+def averaged_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Parameters and floating buffers (batch-norm running statistics), not integer counters."""
+    return list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+
+
+@torch.no_grad()
+def copy_into(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    for t, src in zip(targets, sources):
+        t.copy_(src)
+
+
 PIECES: dict[str, Callable[..., Regularizer]] = {  # config piece -> its regularizer
     "l2": L2,
     "l1": l1_regularizer,
@@ -234,10 +342,29 @@ PIECES: dict[str, Callable[..., Regularizer]] = {  # config piece -> its regular
     "augment": Augment,
     "early_stopping": EarlyStopping,
     "lr_plateau": LRPlateau,
+    "mixup": Mixup,
+    "cutout": Cutout,
+    "ema": EMA,
 }
 assert tuple(PIECES) == C.PIECES, "every config piece needs a regularizer class, in the same order"
 
 
-def build_regularizers(technique: C.TechniqueConfig, task: C.TaskConfig, n_seeds: int) -> list[Regularizer]:
-    return [PIECES[name](getattr(technique, name), n_seeds=n_seeds, task_name=task.name, epochs=task.epochs)
-            for name in technique.pieces()]
+def inapplicable(technique: C.TechniqueConfig, task_cfg: C.TaskConfig) -> str | None:
+    """Why this technique cannot run on this task (a piece with no meaning there), or None."""
+    task = get_task(task_cfg.name)
+    for name in technique.pieces():
+        if not PIECES[name].applies_to(getattr(technique, name), task):
+            return f"{name} does not apply to task {task.name}"
+    return None
+
+
+def build_regularizers(technique: C.TechniqueConfig, task_cfg: C.TaskConfig, n_seeds: int) -> list[Regularizer]:
+    """The technique's regularizers for this task; NotApplicable when one has no meaning here."""
+    if reason := inapplicable(technique, task_cfg):
+        raise NotApplicable(reason)
+    regs = [PIECES[name](getattr(technique, name), n_seeds=n_seeds, task=get_task(task_cfg.name),
+                         epochs=task_cfg.epochs) for name in technique.pieces()]
+    losses = [type(r).__name__ for r in regs if type(r).train_loss is not Regularizer.train_loss]
+    if len(losses) > 1:
+        raise C.ConfigError(f"only one regularizer may replace the training loss, got {', '.join(losses)}")
+    return regs

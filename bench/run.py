@@ -6,6 +6,8 @@ import ctypes
 import torch
 
 from bench.config import Config, ConfigError
+from bench.regularizers import inapplicable
+from bench.tasks import get_task
 from bench.train import train_seeds
 
 
@@ -26,7 +28,7 @@ def use_vectorized(cfg: Config, device: torch.device) -> bool:
     """auto: stack seeds for the MLP everywhere; for the CNN only on CUDA (grouped convs do not pay on CPU)."""
     if cfg.vectorize != "auto":
         return cfg.vectorize == "on"
-    return cfg.task.name == "mlp" or device.type == "cuda"
+    return get_task(cfg.task.name).stack_on_cpu or device.type == "cuda"
 
 
 def keep_freed_memory() -> None:
@@ -49,13 +51,15 @@ def keep_freed_memory() -> None:
 def run_cell(cfg: Config) -> dict:
     """Train the seeds of one cell that have no finished row yet and write one row per seed.
 
-    Returns {"written": n, "skipped": n, "failed": n, "rows": [...]}. A seed whose training raises is
+    Returns {"written": n, "skipped": n, "failed": n, "rows": [...]}, plus "not_applicable": why, for a
+    technique that has no meaning on this task (nothing is trained or written). A seed whose training raises is
     recorded with status=failed, so one broken cell never stops a grid; a rerun trains it again.
     """
-    from bench.data import load_task_data
     from bench.results import (cell_config, environment, experiment, finished_row, make_row, row_key, row_path,
                                write_row)
 
+    if reason := inapplicable(cfg.technique, cfg.task):
+        return {"written": 0, "skipped": 0, "failed": 0, "rows": [], "not_applicable": reason}
     device = pick_device(cfg.device)
     cell, spec = cell_config(cfg, device), experiment(cfg, device)
     paths = {s: row_path(cfg.results_dir, spec, s) for s in cfg.preset.seed_list()}
@@ -67,7 +71,7 @@ def run_cell(cfg: Config) -> dict:
     vectorized = use_vectorized(cfg, device)
     groups = [todo] if vectorized else [[s] for s in todo]
     env = environment(device)
-    data = load_task_data(cfg.task, device, todo)
+    data = get_task(cfg.task.name).load_data(cfg.task, device, todo)
     rows = []  # this run's
     for seeds in groups:
         first = todo.index(seeds[0])

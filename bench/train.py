@@ -9,20 +9,19 @@ from __future__ import annotations
 import math
 import resource
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import TaskConfig, TechniqueConfig
-from bench.data import Split, TaskData, normalize_images
-from bench.models import build_model, init_per_seed, loss_per_seed, weights
+from bench.data import Split, TaskData
+from bench.models import init_per_seed, weights
 from bench.optim import SeedAdam
 from bench.regularizers import EpochState, Regularizer, build_regularizers
+from bench.tasks import Task, get_task
 
 EVAL_BATCH = 1000
 CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time (see epoch_batches)
@@ -45,18 +44,16 @@ def gather(t: torch.Tensor, idx: torch.Tensor, per_seed: bool = False) -> torch.
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
-def model_inputs(x: torch.Tensor, task_name: str, transforms: list[Regularizer] = ()) -> torch.Tensor:
-    """Raw stored samples [S, B, ...] -> network input: training transforms, then image normalization."""
-    if task_name == "cifar":
-        x = x.float().div_(255)
+def model_inputs(x: torch.Tensor, task: Task, transforms: list[Regularizer] = ()) -> torch.Tensor:
+    """Raw stored samples [S, B, ...] -> network input: to float, training transforms, normalization."""
+    x = task.to_float(x)
     for reg in transforms:
         x = reg.transform(x.flatten(0, 1)).view_as(x)
-    return normalize_images(x) if task_name == "cifar" else x
+    return task.normalize(x)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, task_name: str, n_seeds: int,
-             amp=nullcontext) -> tuple[torch.Tensor, torch.Tensor | None]:
+def evaluate(model: nn.Module, split: Split, task: Task, n_seeds: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eval-mode mean loss (no penalty) and accuracy of every seed on its samples of the split (shared
     samples unless split.per_seed). Returns [S], [S]|None."""
     model.eval()
@@ -68,13 +65,13 @@ def evaluate(model: nn.Module, split: Split, task_name: str, n_seeds: int,
         else:
             x, y = split.x[i : i + EVAL_BATCH], split.y[i : i + EVAL_BATCH]
             x, y = x.expand(n_seeds, *x.shape), y.expand(n_seeds, *y.shape)
-        with amp():
-            out = model(model_inputs(x, task_name)).float()
-        loss_sum += loss_per_seed(task_name, out, y) * y.shape[1]
-        if task_name == "cifar":
+        with task.autocast(device):
+            out = model(model_inputs(x, task)).float()
+        loss_sum += task.loss(out, y) * y.shape[1]
+        if task.classification:
             correct += (out.argmax(-1) == y).float().sum(1)
     n = len(split)
-    return loss_sum / n, (correct / n if task_name == "cifar" else None)
+    return loss_sum / n, (correct / n if task.classification else None)
 
 
 def weight_stats(model: nn.Module, n_seeds: int) -> dict[str, torch.Tensor]:
@@ -101,14 +98,14 @@ def _seed_list(values: torch.Tensor) -> list:
 class Trainer:
     """One cell's S stacked seeds and everything their training steps need."""
 
-    task: TaskConfig
+    cfg: TaskConfig
+    task: Task
     model: nn.Module
     opt: SeedAdam
     regs: list[Regularizer]
     gens: list[torch.Generator]  # one per seed: its init and its data order
     device: torch.device
-    amp: Callable = nullcontext  # bf16 autocast for the CNN on CUDA, never on CPU
-    by_hand: bool = False  # MLP: gradients from MLP.train_step instead of autograd
+    by_hand: bool = False  # gradients from model.train_step (the MLP's, written by hand) instead of autograd
 
     @property
     def n_seeds(self) -> int:
@@ -118,29 +115,44 @@ class Trainer:
         """The regularizers that override this hook."""
         return [r for r in self.regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
 
+    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss, or the one regularizer's that replaces it (label smoothing)."""
+        replaced = self.hooked("train_loss")
+        return replaced[0].train_loss(out, y) if replaced else self.task.loss(out, y)
 
-def make_trainer(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], device: torch.device,
+    def measuring(self) -> ExitStack:
+        """Context for every measurement: the weights regularizers evaluate (EMA's average)."""
+        stack = ExitStack()
+        for reg in self.hooked("eval_weights"):
+            stack.enter_context(reg.eval_weights(self.model))
+        return stack
+
+
+BY_HAND_UNSUPPORTED = ("train_loss",)  # hooks the hand-written step cannot honour: such cells use autograd
+
+
+def make_trainer(cfg: TaskConfig, technique: TechniqueConfig, seeds: list[int], device: torch.device,
                  autograd: bool = False) -> Trainer:
     """Build the stacked model with each seed's own init, the regularizers and the optimizer.
 
-    The MLP's gradients are computed by hand (MLP.train_step) unless `autograd` is set."""
-    S = len(seeds)
+    A task whose model has a hand-written step (the MLP) uses it unless `autograd` is set or a
+    regularizer hooks what that step cannot honour (BY_HAND_UNSUPPORTED): never silently ignored."""
+    S, task = len(seeds), get_task(cfg.name)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     torch.manual_seed(hash(tuple(seeds)) % 2**31)  # dropout masks and augmentation draws
-    regs = build_regularizers(technique, task, S)
+    regs = build_regularizers(technique, cfg, S)
     model_kwargs = {k: v for r in regs for k, v in r.model_kwargs().items()}
     opt_kwargs = {k: v for r in regs for k, v in r.optimizer_kwargs().items()}
-    model = build_model(task.name, S, in_dim=task.in_dim, width=task.width, depth=task.depth, **model_kwargs)
+    model = task.build_model(S, cfg, **model_kwargs)
     init_per_seed(model, gens)
     model.to(device)
-    amp = nullcontext
-    if device.type == "cuda" and task.name == "cifar":
-        amp = partial(torch.autocast, "cuda", dtype=torch.bfloat16)
     opt = SeedAdam(model.parameters(), S, **opt_kwargs)
-    return Trainer(task, model, opt, regs, gens, device, amp, by_hand=task.name == "mlp" and not autograd)
+    tr = Trainer(cfg, task, model, opt, regs, gens, device)
+    tr.by_hand = task.hand_written_step and not autograd and not any(tr.hooked(h) for h in BY_HAND_UNSUPPORTED)
+    return tr
 
 
-def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task_name: str,
+def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task: Task,
                   transforms: list[Regularizer] = ()):
     """Yield (network inputs, targets) batch after batch, each seed's samples in its order perms [S, n].
 
@@ -151,7 +163,7 @@ def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task_name:
     per_chunk = batch_size * max(1, CHUNK_SAMPLES // batch_size)
     for start in range(0, perms.shape[1], per_chunk):
         idx = perms[:, start : start + per_chunk]
-        xs = model_inputs(gather(train.x, idx, train.per_seed), task_name, transforms)
+        xs = model_inputs(gather(train.x, idx, train.per_seed), task, transforms)
         ys = gather(train.y, idx, train.per_seed)
         for i in range(0, idx.shape[1], batch_size):
             yield xs[:, i : i + batch_size], ys[:, i : i + batch_size]
@@ -160,20 +172,23 @@ def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task_name:
 def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     """One pass over the training set, each seed in its own random order. Returns each seed's mean
     training loss (train mode, without penalty) as a tensor: no host sync inside the loop."""
-    task, n = tr.task, len(train)
-    transforms, penalties, after_step = tr.hooked("transform"), tr.hooked("add_penalty_grad"), tr.hooked("after_step")
+    n = len(train)
+    transforms, batch_hooks = tr.hooked("transform"), tr.hooked("batch")
+    penalties, after_step = tr.hooked("add_penalty_grad"), tr.hooked("after_step")
     tr.model.train()
     tr.opt.set_rates(lr)
     perms = torch.stack([torch.randperm(n, generator=g) for g in tr.gens]).to(tr.device)
     running = torch.zeros(tr.n_seeds, device=tr.device)
-    for x, y in epoch_batches(train, perms, task.batch_size, task.name, transforms):
+    for x, y in epoch_batches(train, perms, tr.cfg.batch_size, tr.task, transforms):
+        for reg in batch_hooks:
+            x, y = reg.batch(x, y)
         if tr.by_hand:
             losses = tr.model.train_step(x, y)  # overwrites every .grad
         else:
             tr.opt.zero_grad()
-            with tr.amp():
+            with tr.task.autocast(tr.device):
                 out = tr.model(x).float()
-            losses = loss_per_seed(task.name, out, y)
+            losses = tr.train_loss(out, y)
             losses.sum().backward()
         for reg in penalties:
             reg.add_penalty_grad(tr.model)
@@ -196,7 +211,8 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     S, model = tr.n_seeds, tr.model
 
     def measure(split: Split, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return evaluate(model, split.head(limit), task.name, S, tr.amp)
+        with tr.measuring():
+            return evaluate(model, split.head(limit), tr.task, S)
 
     state = EpochState(model, 0, torch.zeros(S, device=device), torch.full((S,), task.lr, device=device),
                        torch.ones(S, dtype=torch.bool, device=device), torch.full((S,), -1, device=device))
@@ -258,7 +274,7 @@ def final_metrics(tr: Trainer, data: TaskData) -> dict[str, torch.Tensor]:
     """Eval-mode loss (and accuracy) on the full splits, the gap test - train loss (and train - test accuracy)."""
     finals = {}
     for name in ("train", "val", "test"):
-        loss, acc = evaluate(tr.model, getattr(data, name), tr.task.name, tr.n_seeds, tr.amp)
+        loss, acc = evaluate(tr.model, getattr(data, name), tr.task, tr.n_seeds)
         finals[f"{name}_loss"] = loss
         if acc is not None:
             finals[f"{name}_acc"] = acc
@@ -279,7 +295,7 @@ def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch
 
     Timing is the stacked run's, shared equally by its S seeds: the report takes per-epoch cost once
     per run (cell_run_id), never once per seed."""
-    S, task = tr.n_seeds, tr.task
+    S, task = tr.n_seeds, tr.cfg
     finals = final_metrics(tr, data)
     stats = weight_stats(tr.model, S)
     mem, mem_kind = peak_memory_mb(tr.device)

@@ -20,26 +20,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import (AugmentConfig, BatchNormConfig, DropoutConfig, EarlyStoppingConfig, L1Config, L2Config,
-                          LRPlateauConfig, TaskConfig, TechniqueConfig)
+from bench.config import TaskConfig, TechniqueConfig, load_technique, technique_names
 from bench.data import Split, make_mlp_data
-from bench.models import loss_per_seed
-from bench.regularizers import build_regularizers
+from bench.tasks import get_task
+from bench.regularizers import build_regularizers, inapplicable
 from bench.run import pick_device
 from bench.train import epoch_batches, make_trainer, model_inputs, sync, train_epoch
 
 DEVICE = pick_device("auto")
 SEEDS = [0, 1, 2]
-TECHNIQUES = {
-    "none": TechniqueConfig("none"),
-    "l2": TechniqueConfig("l2", l2=L2Config()),
-    "l1": TechniqueConfig("l1", l1=L1Config()),
-    "dropout": TechniqueConfig("dropout", dropout=DropoutConfig()),
-    "batchnorm": TechniqueConfig("batchnorm", batchnorm=BatchNormConfig()),
-    "augment": TechniqueConfig("augment", augment=AugmentConfig()),
-    "early_stopping": TechniqueConfig("early_stopping", early_stopping=EarlyStoppingConfig()),
-    "lr_plateau": TechniqueConfig("lr_plateau", lr_plateau=LRPlateauConfig()),
-}
+TECHNIQUES = {name: load_technique(name) for name in technique_names()}
+SINGLES = ["none"] + [name for name, t in TECHNIQUES.items() if len(t.pieces()) == 1]  # baseline + one piece each
 MLP = TaskConfig(name="mlp", n_train=100, batch_size=25, resample_data=False)  # one data set shared by the seeds
 CNN = TaskConfig(name="cifar", n_train=2000, batch_size=128, width=16)  # the quick preset's CNN
 CNN_ARTICLE = TaskConfig(name="cifar", n_train=1280, batch_size=128, width=64)  # the article's DropoutNet
@@ -69,7 +60,7 @@ def record(benchmark, task: TaskConfig, technique: str, samples: int, **extra):
                                 samples_per_s=samples / median, **extra)
 
 
-@pytest.mark.parametrize("technique", list(TECHNIQUES))
+@pytest.mark.parametrize("technique", [t for t in SINGLES if not inapplicable(TECHNIQUES[t], MLP)])
 def test_mlp_epoch(benchmark, technique):
     train = make_mlp_data(MLP, DEVICE).train
     run = epoch_runner(MLP, TECHNIQUES[technique], SEEDS, train)
@@ -77,7 +68,7 @@ def test_mlp_epoch(benchmark, technique):
     record(benchmark, MLP, technique, MLP.n_train * len(SEEDS), seeds=len(SEEDS))
 
 
-@pytest.mark.parametrize("technique", list(TECHNIQUES))
+@pytest.mark.parametrize("technique", SINGLES)
 def test_cnn_epoch(benchmark, technique):
     run = epoch_runner(CNN, TECHNIQUES[technique], [0], fake_cifar(CNN.n_train))
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
@@ -151,10 +142,10 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 10) -> float:
 def training_flops_per_image(task: TaskConfig) -> float:
     """Forward + backward FLOPs of one training step, counted by torch's FlopCounterMode, per image."""
     tr = make_trainer(task, TECHNIQUES["none"], [0], DEVICE)
-    x = model_inputs(fake_cifar(task.batch_size).x[None], "cifar")
+    x = model_inputs(fake_cifar(task.batch_size).x[None], get_task("cifar"))
     y = torch.zeros(1, task.batch_size, dtype=torch.long, device=DEVICE)
     with FlopCounterMode(display=False) as counter:
-        loss_per_seed("cifar", tr.model(x), y).sum().backward()
+        tr.task.loss(tr.model(x), y).sum().backward()
     return counter.get_total_flops() / task.batch_size
 
 
@@ -184,7 +175,7 @@ def test_cnn_data_pipeline_share(benchmark, task):
     n_batches = math.ceil(task.n_train / task.batch_size)
 
     def pipeline():
-        for _ in epoch_batches(train, perms, task.batch_size, "cifar", augment):
+        for _ in epoch_batches(train, perms, task.batch_size, get_task("cifar"), augment):
             pass
         sync(DEVICE)
 

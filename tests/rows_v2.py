@@ -49,7 +49,7 @@ SWEEP_VALUES = {"l2": [1e-3, 1e-2, 1e-1, 1.0], "adamw": [1e-1, 1.0], "l1": [1e-4
 SWEEP_TECHNIQUES = {"l2": ("l2",), "adamw": ("adamw",), "l1": ("l1", "l1_prox"), "dropout": ("dropout",),
                     "augment": ("augment",), "patience": ("early_stopping",)}
 SWEEP_TASKS = {"l1": ("mlp",)}
-TASKS = ("mlp", "cifar")
+TASKS = tuple(TASK_CFG)
 
 
 def technique_config(name: str, value: float | None = None) -> dict:
@@ -202,6 +202,18 @@ def make_row(task: str, technique: str, seed: int, *, grid: str = "article", val
     }
     for k, v in final_overrides.items():
         (row["final"] if k in final else row)[k] = v
+    return row
+
+
+def new_technique_row(task: str, technique: str, seed: int, pieces: dict, *, like: str = "l2",
+                      grid: str = "extended", **kw) -> dict:
+    """A row of a technique this fixture does not simulate (label_smoothing, or a piece no checkout knows): the
+    metrics of `like`'s row, the config switching on only `pieces` ({piece: {field: value}})."""
+    row = make_row(task, like, seed, grid=grid, **kw)
+    row["config"] = {**row["config"], "grid": grid, "technique": {"name": technique, **{p: None for p in PIECES},
+                                                                  **pieces}}
+    row.update(technique=technique, key=row["key"].replace(f"-{like}-", f"-{technique}-"),
+               cell_run_id=row["cell_run_id"].replace(f"-{like}-", f"-{technique}-"))
     return row
 
 

@@ -1,4 +1,4 @@
-"""Analysis: reading v2 rows, Holm, paired statistics, selection on validation, time to target and flags."""
+"""Analysis: reading v2 rows, techniques and tasks from the rows, Holm, paired statistics, selection, time, flags."""
 import json
 import math
 import warnings
@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.analysis import (SchemaError, choose_on_validation, curves_frame, holm, judge, min_detectable, never_acted,
-                            not_testable, paired, read_rows, target, time_to_target, to_frame, tuned_cells, underfits)
-from tests.rows_v2 import make_row, write_rows
+from bench.analysis import SchemaError, curves_frame, metric, read_rows, tasks_of, to_frame
+from bench.measures import never_acted, not_testable, target, time_to_target, underfits
+from bench.selection import choose_on_validation, sweep_grids, tuned_cells
+from bench.stats import holm, judge, min_detectable, paired
+from bench.techniques import combinations, order_techniques, singles
+from tests.rows_v2 import make_row, new_technique_row, write_rows
 
 
 def test_holm_matches_known_adjusted_p_values():
@@ -158,3 +161,34 @@ def test_curves_are_long_form_with_val_every_epoch_and_train_at_curve_epochs():
     assert sorted(c[c.split == "val"].epoch) == [1, 2, 3, 4, 5]
     assert sorted(c[c.split == "train"].epoch) == [2, 4, 5] == sorted(c[c.split == "test"].epoch)
     assert c[c.split == "train"].acc.notna().all()
+
+
+def test_singles_and_combinations_come_from_the_config_pieces():
+    names = ("all", "l2_es", "dropout_bn", "adamw", "l2", "none", "lr_plateau")
+    rows = [make_row("mlp", t, 0, epochs=3) for t in names]
+    rows.append({**make_row("mlp", "l2_es", 1, epochs=3), "technique": "renamed_pair"})  # the name says nothing
+    rows.append(new_technique_row("mlp", "stochastic_depth", 0, {"stochastic_depth": {"p": 0.1}}, epochs=3))
+    df = to_frame(rows)
+    assert singles(df) == ["l2", "adamw", "lr_plateau", "stochastic_depth"]  # config order; unknown pieces last
+    assert combinations(df) == ["l2_es", "renamed_pair", "dropout_bn", "all"]  # by number of pieces, then pieces
+    assert order_techniques(df)[0] == "none"
+    assert set(df[df.technique == "none"].n_pieces) == {0}
+
+
+def test_the_swept_value_is_the_setting_the_rows_vary():
+    rows = [make_row("mlp", "l2", s, epochs=3) for s in range(2)]
+    rows += [make_row("mlp", "l2", s, grid="l2", value=1e-2, epochs=3) for s in range(2)]
+    rows += [make_row("mlp", "dropout", s, epochs=3) for s in range(2)]  # never varied: no value
+    df = to_frame(rows)
+    assert set(df[df.technique == "l2"].swept_field) == {"l2.weight_decay"}
+    assert sorted(df[df.technique == "l2"].value.unique()) == [1e-4, 1e-2]
+    assert df[df.technique == "dropout"].value.isna().all()
+    assert sweep_grids(df) == {"l2": ["l2"]}
+
+
+def test_tasks_come_from_the_rows_with_their_metric():
+    df = to_frame([make_row("cifar", "none", 0, epochs=3), make_row("mlp", "none", 0, epochs=3)])
+    assert tasks_of(df)[:2] == ["mlp", "cifar"]  # regression before classification
+    assert metric("cifar").higher and metric("cifar").test == "test_acc"
+    assert not metric("mlp").higher and metric("mlp").test == "test_loss"
+    assert list(df.test_metric) == [df.test_acc[0], df.test_loss[1]]

@@ -4,10 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from bench.analysis import holm, to_frame
-from bench.claims import (all_claims, claim_bn_depth, claim_early_stopping, claim_l2_es, combine, cost_verdict,
-                          tables_vs_none, versus_none)
-from tests.rows_v2 import make_row, small_rows
+from bench.analysis import to_frame
+from bench.claims import (NOT_TESTED, all_claims, claim_bn_depth, claim_combination, claim_early_stopping, claim_l2_es,
+                          combine)
+from bench.comparisons import cost_verdict, tables_vs_none, versus_none
+from bench.stats import holm
+from tests.rows_v2 import make_row, new_technique_row, small_rows
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,8 @@ def test_combine_needs_every_part():
     assert combine(["supported", "inconclusive (underpowered: ...)"]) == "inconclusive"
     assert combine(["not testable here (x)", "supported"]) == "supported"
     assert combine(["not testable here (x)"]) == "not testable here"
+    assert combine(["not tested in this preset (x)", "not testable here (y)"]) == "not testable here"
+    assert combine(["not tested in this preset (x)"]) == "not tested in this preset"
 
 
 def test_versus_none_pairs_seeds_and_holm_adjusts_within_the_table(df, tables):
@@ -107,3 +111,30 @@ def test_bn_advantage_below_depth_10_is_not_supported():
             rows.append(make_row("mlp", "batchnorm", seed, grid="depth", task_overrides={"depth": depth}, epochs=5,
                                  train_loss=0.05 + 2 * jitter))
     assert claim_bn_depth(to_frame(rows)).verdict == "not supported (advantage already at depth [8])"
+
+
+def test_claims_whose_techniques_are_absent_say_not_tested_in_this_preset():
+    rows = []
+    for seed in range(3):
+        rows += [make_row("cifar", "none", seed, epochs=6),
+                 new_technique_row("cifar", "label_smoothing", seed, {"label_smoothing": {"eps": 0.1}}, epochs=6)]
+    verdicts = {v.claim: v for v in all_claims(to_frame(rows))}
+    assert len(verdicts) == 11
+    for claim in ("l2 and early_stopping: negligible cost", "augment: medium-high cost",
+                  "L2 + early stopping is a good start (beats no regularization)",
+                  "Dropout and batch norm in the same layer conflict (worse than the better one alone)",
+                  "Combining techniques beats any single one (article defaults, picked on validation)",
+                  "Early stopping saves epochs", "L1 gives exact zeros (≥ 10% of weights)",
+                  "Batch norm is for deep networks: its trainability advantage appears only at depth ≥ 10"):
+        assert verdicts[claim].verdict.startswith(NOT_TESTED), claim
+    assert "cifar/augment: not tested in this preset" in verdicts["augment: medium-high cost"].evidence
+
+
+def test_a_new_single_technique_takes_part_in_the_combination_claim():
+    rows = []
+    for seed in range(3):
+        rows += [make_row("cifar", t, seed, epochs=6) for t in ("none", "l2", "l2_es")]
+        rows.append(new_technique_row("cifar", "label_smoothing", seed, {"label_smoothing": {"eps": 0.1}},
+                                      epochs=6, val_acc=0.99))
+    v = claim_combination(to_frame(rows))
+    assert "best combination on val `l2_es` − best single on val `label_smoothing`" in v.evidence

@@ -1,13 +1,18 @@
 """The command line, run as users run it: real subprocesses of `python -m bench`."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from tests.conftest import ROOT
 
@@ -38,7 +43,8 @@ def test_unknown_technique_fails_listing_the_valid_names(tmp_path):
 def test_unknown_choices_fail_before_anything_runs(tmp_path, group, name):
     out = bench(f"{group}={name}", f"results_dir={tmp_path}")
     assert out.returncode != 0 and f"Could not find '{group}/{name}'" in out.stderr
-    assert "Traceback" not in out.stderr and not tmp_path.exists() or not list(tmp_path.rglob("*.json"))
+    assert "Traceback" not in out.stderr
+    assert not list(tmp_path.rglob("*.json"))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,16 +106,20 @@ def test_kill_9_mid_grid_then_rerun_finishes_with_no_partial_or_duplicate_rows(t
     assert all(p.read_bytes() == blob for p, blob in before.items())  # finished rows untouched
 
 
-def test_ctrl_c_exits_cleanly_saying_how_many_cells_finished(tmp_path):
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"])
+def test_ctrl_c_exits_cleanly_saying_how_many_cells_finished(tmp_path, launcher):
+    """joblib's cells finish in worker processes: the count must still include them."""
     runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "bench", *GRID, f"results_dir={runs}", f"hydra.sweep.dir={tmp_path}/h"]
+    args = [sys.executable, "-m", "bench", *GRID, *launcher, f"results_dir={runs}", f"hydra.sweep.dir={tmp_path}/h"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_rows(runs, 1, proc)
+    wait_for_rows(runs, 2 if launcher else 1, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     finished = len(list(runs.rglob("*.json")))
     assert proc.returncode == 130
-    assert f"interrupted after {finished} finished cell(s)" in err and "Traceback" not in err
+    assert finished < 6, "the interrupt should land mid-grid"
+    assert f"interrupted after {finished} finished cell(s)" in err
+    assert err.count("Traceback") == err.count("Exception in thread ExecutorManagerThread")  # loky's, racing the stop
 
 
 def rows_by_cell(folder):
@@ -132,6 +142,8 @@ def test_joblib_launcher_runs_cells_in_parallel_with_rows_identical_to_serial(tm
     for cell in a:
         assert a[cell][:3] == b[cell][:3]
         assert b[cell][3] == max(1, os.cpu_count() // 2)  # two workers split the cores
+    progress = [re.fullmatch(PROGRESS, line) for line in parallel.stdout.splitlines()]
+    assert sorted(m.groups()[:2] for m in progress if m) == [("1", "3"), ("2", "3"), ("3", "3")]  # printed by workers
 
 
 def test_submitit_local_launcher_runs_the_cluster_configuration(tmp_path):
@@ -139,3 +151,117 @@ def test_submitit_local_launcher_runs_the_cluster_configuration(tmp_path):
                 f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h", timeout=300)
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "runs").rglob("*.json"))) == 1
+
+
+def test_a_misspelt_key_added_with_plus_fails_naming_it(tmp_path):
+    out = bench("task=mlp", "technique=l2", "+technique.l2.wieght_decay=0.5", "preset=smoke", f"results_dir={tmp_path}",
+                f"hydra.run.dir={tmp_path}/hydra")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "regbench: error: unknown key 'technique.l2.wieght_decay'"
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("args, technique", [
+    (["technique.l2.weight_decay=0.01"], "none"),  # the default technique
+    (["+technique.l2.weight_decay=0.01"], "none"),
+    (["-m", "technique=l2,dropout", "technique.l2.weight_decay=0.01"], "dropout"),
+    (["-m", "+grid=dropout", "technique.l2.weight_decay=0.01"], "dropout"),  # the grid's technique
+])
+def test_setting_a_piece_the_technique_lacks_is_one_line(tmp_path, args, technique):
+    out = bench(*args, f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h", f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"regbench: error: technique.l2.* is set but technique '{technique}' has no l2 piece; "
+                                  "use technique=l2 or a technique that includes it")
+
+
+@pytest.mark.parametrize("args", [["+search=l2", "technique.l2.weight_decay=0.1"],  # the search's technique has l2
+                                  ["technique=l2_es", "technique.early_stopping.min_delta=0.1"]])  # from its defaults
+def test_setting_a_piece_the_technique_has_composes(args):
+    out = bench(*args, "--cfg", "job")
+    assert out.returncode == 0 and args[1].split(".")[-1].replace("=", ": ") in out.stdout, out.stderr
+
+
+def test_a_sweep_checks_every_cell_before_the_first_trains(tmp_path):
+    out = bench("-m", "preset=smoke", "progress=false", "technique=dropout", "technique.dropout.p=0.3,1.5,0.2",
+                f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "regbench: error: cell 2 (technique.dropout.p=1.5): dropout.p must be in [0, 1), got 1.5"
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_grid_without_its_cifar_data_fails_naming_every_cifar_cell(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bench", "-m", "+grid=article", "preset=smoke", "progress=false",
+                          f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "REGBENCH_CIFAR": "/nonexistent"})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    techniques = OmegaConf.load(ROOT / "bench/conf/grid/article.yaml").hydra.sweeper.params.technique.split(",")
+    assert [line.split(": CIFAR-10 not found at /nonexistent ")[0] for line in lines] == [
+        f"regbench: error: cell {len(techniques) + i} (task=cifar technique={t})" for i, t in enumerate(techniques, 1)]
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("where, why", [("file", "File exists"), ("file/runs", "Not a directory")])
+def test_a_sweep_whose_results_dir_cannot_be_written_fails_before_training(tmp_path, where, why):
+    (tmp_path / "file").write_text("")
+    out = bench("-m", "preset=smoke", "progress=false", "technique=none,l2", f"results_dir={tmp_path / where}",
+                f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"regbench: error: cell {i} (technique={t}): results_dir {tmp_path / where} is not a writable folder ({why})"
+        for i, t in ((1, "none"), (2, "l2"))]
+
+
+PROGRESS = r"\[(\d)/(\d)\] mlp/(\w+): .* \(elapsed \d+:\d\d, ETA \d+:\d\d\)"
+
+
+def test_a_sweep_prints_progress_and_skips_a_technique_that_does_not_apply(tmp_path):
+    out = bench("-m", "preset=smoke", "progress=false", "task=mlp", "technique=none,cutout", f"results_dir={tmp_path}",
+                f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if re.fullmatch(PROGRESS, line)]
+    assert [re.fullmatch(PROGRESS, line).groups() for line in lines] == [("1", "2", "none"), ("2", "2", "cutout")]
+    assert "mlp/cutout: skipped (cutout does not apply to task mlp)" in lines[1]
+    assert [p.parent.name for p in tmp_path.rglob("*.json")] == ["none"]
+
+
+def test_help_and_a_bad_value_answer_without_importing_torch(tmp_path):
+    code = ("import sys\nfrom bench.cli import main\ntry:\n    main()\nfinally:\n"
+            "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)")
+    for args in (["--help"], ["technique=dropout", "technique.dropout.p=1.5", f"hydra.run.dir={tmp_path}"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.stderr.strip().splitlines()[-1] == "torch imported: False", (args, out.stderr)
+    assert out.returncode == 2 and "regbench: error: dropout.p must be in [0, 1), got 1.5" in out.stderr
+
+
+def test_shell_completion_offers_the_config_groups_and_their_choices():
+    def complete(line):
+        return subprocess.run([Path(sys.executable).parent / "regbench", "-sc", "query=bash"], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "COMP_LINE": line}).stdout.split()
+
+    assert "technique=" in complete("regbench tech")
+    assert complete("regbench technique=dr") == ["technique=dropout", "technique=dropout_bn"]
+
+
+def test_a_non_editable_install_has_the_configs_tasks_and_sweeper(tmp_path):
+    """`pip install .` into a fresh venv (dependencies borrowed from this one through a .pth line, so nothing is
+    downloaded but the build backend), then a sweep run from outside the checkout."""
+    src, venv = tmp_path / "src", tmp_path / "venv"
+    for name in ("bench", "hydra_plugins"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    (site / "regbench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # a path line: its .pth files unread
+    pip = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", src],
+                         capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    out = subprocess.run([venv / "bin" / "regbench", "-m", "task=mlp", "technique=none,cutout", "preset=smoke",
+                          "progress=false", f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "[2/2] mlp/cutout: skipped" in out.stdout  # the regbench sweeper ran (progress lines)
+    where = subprocess.run([venv / "bin" / "python", "-c", "import bench.tasks.mlp, hydra_plugins.regbench_sweeper as s; "
+                            "print(bench.tasks.mlp.__file__, s.__file__)"], cwd=tmp_path, capture_output=True, text=True)
+    assert all(path.startswith(str(site)) for path in where.stdout.split()), where.stdout + where.stderr

@@ -4,10 +4,12 @@ import re
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
-from bench.cli import CONF_DIR
+from bench.cli import CONF_DIR, technique_pieces, to_config
 from bench.config import PIECES, ConfigError, epochs_for_steps, patience_epochs
 from tests.conftest import make_config
 
@@ -15,9 +17,13 @@ TECHNIQUES = sorted(p.stem for p in (Path(CONF_DIR) / "technique").glob("*.yaml"
 
 
 def test_technique_group_lists_only_yaml_files_and_no_schema():
-    assert "regbench_schema" not in TECHNIQUES
+    """What Hydra offers for technique= (its error listing, completion, glob sweeps) is the YAML files alone:
+    the schema registered in the ConfigStore must not show up as a technique."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        offered = GlobalHydra.instance().config_loader().get_group_options("technique")
+    assert sorted(offered) == TECHNIQUES and "regbench_schema" not in offered
     assert {"none", "l2", "adamw", "l1", "l1_prox", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau",
-            "l2_es", "l2_es_dropout", "recommended", "all"} <= set(TECHNIQUES)
+            "l2_es", "l2_es_dropout", "recommended", "all"} <= set(offered)
 
 
 @pytest.mark.parametrize("name", TECHNIQUES)
@@ -27,11 +33,10 @@ def test_every_technique_composes_with_its_name(name):
 
 
 def test_combinations_are_built_from_the_single_pieces():
-    single = {name: make_config(f"technique={name}").technique for name in PIECES if name != "l2"}
-    single["l2"] = make_config("technique=l2").technique
+    single = {name: make_config(f"technique={name}").technique for name in PIECES}
     combo = make_config("technique=all").technique
-    assert combo.pieces() == list(PIECES)
-    for piece in PIECES:
+    assert combo.pieces() == ["l2", "l1", "dropout", "batchnorm", "augment", "early_stopping", "lr_plateau"]  # the article's
+    for piece in combo.pieces():
         assert getattr(combo, piece) == getattr(single[piece], piece)
     assert make_config("technique=l2_es").technique.pieces() == ["l2", "early_stopping"]
     assert make_config("technique=l2_es_dropout").technique.pieces() == ["l2", "dropout", "early_stopping"]
@@ -95,3 +100,16 @@ def test_equal_steps_sizing_gives_every_train_size_the_same_optimizer_steps():
 def test_patience_is_a_fraction_of_the_epoch_budget():
     assert [patience_epochs(0.1, e) for e in (20, 300, 5)] == [2, 30, 1]
     assert patience_epochs(0.05, 20) == 1
+
+
+@pytest.mark.parametrize("name", TECHNIQUES)
+def test_the_command_line_check_reads_the_pieces_hydra_composes(name):
+    """bench.cli reads technique YAMLs (defaults included) to refuse technique.<piece>.x= for a piece that is off."""
+    assert technique_pieces(name) == set(make_config(f"technique={name}").technique.pieces())
+
+
+def test_a_key_added_with_plus_that_the_schema_lacks_fails():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["technique=l2", "+technique.l2.wieght_decay=0.5"])
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'technique.l2.wieght_decay'")):
+        to_config(cfg)

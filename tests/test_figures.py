@@ -1,16 +1,63 @@
-"""Figures: fixed colours, the Pareto front, and rendering with one seed and a missing task."""
+"""Figures: colours from the rows, the Pareto front, rendering with one seed, a missing task or a new technique."""
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_hex
 from PIL import Image
 
 from bench.analysis import curves_frame, to_frame
-from bench.claims import tables_vs_none
-from bench.figures import COLOURS, pareto_front, plot_curves, plot_delta_heatmap, plot_sweep, save_figures
-from tests.rows_v2 import TECHNIQUES, result_set
+from bench.comparisons import tables_vs_none
+from bench.figures import (pareto_front, plot_curves, plot_delta_heatmap, plot_pareto, plot_sweep, save_figures,
+                           technique_colours)
+from bench.tables import headline, side_by_side
+from tests.rows_v2 import new_technique_row, result_set, small_rows
+
+NEW = {"label_smoothing": {"label_smoothing": {"eps": 0.1}},  # a piece this checkout's config may know
+       "shake_shake": {"shake_shake": {"alpha": 0.5}}}  # a piece no config knows
 
 
-def test_one_fixed_colour_per_technique():
-    assert set(TECHNIQUES) <= set(COLOURS)
-    assert len(set(COLOURS.values())) == len(COLOURS)
+def test_one_colour_per_technique_found_in_the_rows():
+    rows = small_rows()
+    colours = technique_colours(to_frame(rows))
+    names = {r["technique"] for r in rows}
+    assert set(colours) == names and colours["none"] == "#000000"
+    assert len(set(colours.values())) == len(colours)  # distinct
+    assert technique_colours(to_frame(rows[::-1])) == colours  # the rows' order does not matter
+    many = to_frame([new_technique_row("mlp", f"t{i:02d}", 0, {f"t{i:02d}": {}}, epochs=3) for i in range(70)])
+    assert len(set(technique_colours(many).values())) == 71  # past the named palettes too (and none)
+
+
+def _with_new_techniques(seeds=3, epochs=4):
+    """The cifar article grid plus two one-piece techniques no code names, in the `extended` grid."""
+    rows = result_set(seeds={"cifar": seeds}, tasks=("cifar",), epochs={"cifar": epochs}, grids=("article",))
+    for name, pieces in NEW.items():
+        rows += [new_technique_row("cifar", name, s, pieces, epochs=epochs, val_acc=0.9) for s in range(seeds)]
+    return to_frame(rows)
+
+
+def test_a_new_technique_appears_in_tables_and_figures(tmp_path):
+    df = _with_new_techniques()
+    tables = tables_vs_none(df)
+    for kind in ("default", "tuned"):
+        names = list(tables["cifar", kind].technique)
+        assert set(NEW) <= set(names)
+        singles_end = names.index("lr_plateau")  # after the known singles, before every combination
+        assert all(singles_end < names.index(n) < names.index("l2_es") for n in NEW)
+    assert tables["cifar", "tuned"].set_index("technique").chosen["label_smoothing"][3] == "no sweep: default"
+    text = headline(tables["cifar", "default"], "cifar", False) + side_by_side(tables["cifar", "default"],
+                                                                              tables["cifar", "tuned"], "cifar")
+    assert all(f"| `{n}` |" in text for n in NEW)
+    colours = technique_colours(df)
+    pareto = plot_pareto(tables, df, "cifar", colours)
+    assert set(NEW) <= {t.get_text() for t in pareto.axes[0].get_legend().get_texts()}
+    points = {c.get_label(): to_hex(c.lines[0].get_color()) for c in pareto.axes[0].containers}
+    assert all(points[n] == colours[n] for n in NEW)
+    curves = plot_curves(curves_frame(df), df, "cifar", colours)
+    drawn = {ln.get_label(): to_hex(ln.get_color()) for ln in curves.axes[1].get_lines()}
+    assert all(drawn[n] == colours[n] for n in NEW)  # the same colour in every figure
+    names = save_figures(df, tables, curves_frame(df), tmp_path, colours=colours)
+    assert {"pareto_cifar.png", "curves_cifar.png", "delta_heatmap.png"} <= set(names)
+    heat = plot_delta_heatmap(tables)
+    assert set(NEW) <= {t.get_text() for t in heat.axes[0].get_yticklabels()}
+    plt.close("all")
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -50,5 +97,5 @@ def test_figure_details(tmp_path):
     train, val = curves.axes
     assert "training" in train.get_title() and "validation" in val.get_title()
     assert train.get_yscale() == "log"
-    assert train.get_lines()[0].get_color() == COLOURS["none"]
+    assert train.get_lines()[0].get_color() == technique_colours(df)["none"]
     plt.close("all")

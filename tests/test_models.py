@@ -3,8 +3,14 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import (DropoutNet, MLP, SeedBatchNorm, SeedDropout, build_model, dropout_mask, init_per_seed,
-                          loss_per_seed, weights)
+from bench.config import TaskConfig
+from bench.models import DropoutNet, MLP, SeedBatchNorm, SeedDropout, dropout_mask, init_per_seed, mse_per_seed, weights
+from bench.tasks import get_task
+
+
+def build_model(task_name: str, n_seeds: int, width: int = 100, **regularizer_kwargs):
+    """The task's own model builder, at a given width."""
+    return get_task(task_name).build_model(n_seeds, TaskConfig(name=task_name, width=width), **regularizer_kwargs)
 
 
 def gens(*seeds):
@@ -12,7 +18,7 @@ def gens(*seeds):
 
 
 def test_mlp_shapes_and_article_layout():
-    model = build_model("mlp", 3, in_dim=10, width=100, depth=2)
+    model = build_model("mlp", 3)
     assert model(torch.randn(3, 7, 10)).shape == (3, 7, 1)
     assert sum(p.numel() for p in model.parameters()) == 3 * (10 * 100 + 100 + 100 * 100 + 100 + 100 + 1)
 
@@ -94,7 +100,7 @@ def test_mlp_train_step_gives_autograd_gradients_losses_and_bn_statistics(depth,
     torch.manual_seed(7)  # the same dropout draws in both
     losses = by_hand.train_step(x, y)
     torch.manual_seed(7)
-    ref_losses = loss_per_seed("mlp", ref(x), y)
+    ref_losses = mse_per_seed(ref(x), y)
     ref_losses.sum().backward()
     torch.testing.assert_close(losses, ref_losses.detach())
     for (name, p), q in zip(by_hand.named_parameters(), ref.parameters()):

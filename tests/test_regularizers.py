@@ -5,11 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.config import AugmentConfig, EarlyStoppingConfig, L1Config, LRPlateauConfig
-from bench.data import load_task_data
-from bench.models import MLP, weights
-from bench.augment import affine_grid, augment_images, color_jitter
-from bench.regularizers import L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, scaled_augment, soft_threshold
+from bench.augment import (affine_grid, augment_images, box_masks, color_jitter, cutout, mix_batch,
+                           scaled_augment)
+from bench.config import (AugmentConfig, EarlyStoppingConfig, EMAConfig, L1Config,
+                          LRPlateauConfig, MixupConfig)
+from bench.models import MLP, cross_entropy_per_seed, weights
+from bench.regularizers import (EMA, L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, Mixup,
+                                NotApplicable, build_regularizers, soft_threshold)
+from bench.tasks import get_task
 from bench.train import evaluate, model_inputs, train_seeds
 from tests.conftest import make_config
 
@@ -18,7 +21,8 @@ CPU = torch.device("cpu")
 
 def final_rows(*overrides, seeds=(0,)):
     cfg = make_config("task.epochs=60", *overrides)
-    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU, list(seeds)), CPU)
+    data = get_task(cfg.task.name).load_data(cfg.task, CPU, list(seeds))
+    return train_seeds(cfg.task, cfg.technique, list(seeds), data, CPU)
 
 
 def test_l2_and_l1_shrink_weights_compared_with_no_regularization():
@@ -112,16 +116,16 @@ def test_augment_translation_only_moves_pixels():
 
 def test_augmentation_is_training_only():
     cfg = make_config("technique=augment")
-    data = load_task_data(cfg.task, CPU)
+    data = get_task(cfg.task.name).load_data(cfg.task, CPU, [0])
     model = MLP(1, 10, 100, 2)
-    a = evaluate(model, data.val, "mlp", 1)[0]
-    b = evaluate(model, data.val, "mlp", 1)[0]
+    a = evaluate(model, data.val, get_task("mlp"), 1)[0]
+    b = evaluate(model, data.val, get_task("mlp"), 1)[0]
     assert torch.equal(a, b)
     from bench.regularizers import build_regularizers
 
     aug = build_regularizers(cfg.technique, cfg.task, 1)
     x = data.train.x
-    noisy = model_inputs(x, "mlp", aug)
+    noisy = model_inputs(x, get_task("mlp"), aug)
     assert noisy.shape == x.shape and not torch.equal(noisy, x)
     assert (noisy - x).std().item() == pytest.approx(cfg.technique.augment.input_noise, rel=0.1)
 
@@ -192,3 +196,98 @@ def test_lr_plateau_reductions_are_counted_in_the_row():
         assert row["lr_reductions"] == sum(b < a for a, b in zip(lrs, lrs[1:])) >= 1
         assert row["uses_validation"]
     assert final_rows("technique=l2")[0]["lr_reductions"] == 0
+
+
+# ----------------------------------------------------------------- beyond the article: loss, batch and weight hooks
+
+
+def test_mixup_blends_inputs_and_targets_and_trains_on_the_mixed_loss():
+    S, B = 2, 5
+    x, y, out = torch.randn(S, B, 3, 4, 4), torch.randint(0, 10, (S, B)), torch.randn(S, B, 10)
+    lam, perm = torch.tensor([0.3, 0.8]), torch.stack([torch.randperm(B) for _ in range(S)])
+    mixed_x, soft = mix_batch(x, y, lam, perm, n_classes=10)
+    for s in range(S):
+        torch.testing.assert_close(mixed_x[s], lam[s] * x[s] + (1 - lam[s]) * x[s, perm[s]])
+        torch.testing.assert_close(soft[s], lam[s] * F.one_hot(y[s], 10) + (1 - lam[s]) * F.one_hot(y[s, perm[s]], 10))
+        # cross-entropy against the mixed targets is mixup's loss: lam * CE(y) + (1 - lam) * CE(y shuffled)
+        ref = lam[s] * F.cross_entropy(out[s], y[s]) + (1 - lam[s]) * F.cross_entropy(out[s], y[s, perm[s]])
+        torch.testing.assert_close(cross_entropy_per_seed(out, soft)[s], ref)
+    _, mixed_y = mix_batch(x[..., 0, 0, 0], y.float(), lam, perm, n_classes=0)  # regression: targets blended
+    torch.testing.assert_close(mixed_y[1], 0.8 * y[1].float() + 0.2 * y[1, perm[1]].float())
+
+
+def test_cutmix_pastes_a_box_and_weights_targets_by_its_exact_area():
+    S, B, H, W = 2, 4, 8, 8
+    x, y = torch.randn(S, B, 3, H, W), torch.randint(0, 10, (S, B))
+    perm = torch.stack([torch.randperm(B) for _ in range(S)])
+    torch.manual_seed(1)
+    box, lam = box_masks(S, H, W, torch.tensor([0.25, 0.5]), CPU)
+    assert box[0].sum() <= 16 and box[1].sum() <= 32  # clipped at the border, never larger
+    torch.testing.assert_close(lam, 1 - box.float().mean((1, 2)))
+    mixed_x, soft = mix_batch(x, y, lam, perm, n_classes=10, box=box)
+    for s in range(S):
+        inside = box[s].expand(B, 3, H, W)
+        assert torch.equal(mixed_x[s][inside], x[s, perm[s]][inside])
+        assert torch.equal(mixed_x[s][~inside], x[s][~inside])
+        torch.testing.assert_close(soft[s], lam[s] * F.one_hot(y[s], 10) + (1 - lam[s]) * F.one_hot(y[s, perm[s]], 10))
+
+
+def test_mixup_draws_a_lambda_per_seed_from_its_beta_and_keeps_targets_distributions():
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 64, 5), torch.randn(3, 64)
+    reg = Mixup(MixupConfig(alpha=0.2), task=get_task("mlp"))
+    lams = []
+    for _ in range(200):
+        mixed_x, mixed_y = reg.batch(x, y)
+        assert mixed_y.shape == y.shape and mixed_x.shape == x.shape
+        lams.append(reg.last_lambda)
+    lams = torch.stack(lams)
+    assert lams.shape == (200, 3) and not torch.equal(lams[:, 0], lams[:, 1])
+    assert ((lams < 0.1) | (lams > 0.9)).float().mean() > 0.5  # Beta(0.2, 0.2) puts most mass near 0 and 1
+
+
+def test_cutout_zeroes_one_square_of_the_configured_size_per_image():
+    torch.manual_seed(0)
+    x = torch.ones(200, 3, 32, 32)
+    out = cutout(x, 0.5)
+    zeros = (out == 0).all(1).flatten(1).sum(1)  # zeroed pixels per image, same in every channel
+    assert zeros.max() == 256 and zeros.min() >= 64  # 16 x 16 inside, clipped to >= 8 x 8 at a corner
+    assert ((out == 0) | (out == 1)).all()
+
+
+def test_ema_evaluates_and_ends_on_the_hand_computed_average():
+    model = MLP(1, 2, 3, 1)
+    ema = EMA(EMAConfig(decay=0.9))
+    history = []
+    for _ in range(5):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        history.append([p.detach().clone() for p in model.parameters()])
+        ema.after_step(model, torch.tensor([1.0]))
+    expected = history[0]
+    for t, params in enumerate(history[1:], start=2):  # step t: decay min(0.9, (1 + t) / (10 + t))
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * p for e, p in zip(expected, params)]
+    live = [p.detach().clone() for p in model.parameters()]
+    with ema.eval_weights(model):
+        for p, e in zip(model.parameters(), expected):
+            torch.testing.assert_close(p, e)
+    for p, w in zip(model.parameters(), live):  # training weights are back
+        assert torch.equal(p, w)
+    ema.finish(EpochState(model, 5, *[torch.zeros(1)] * 4))
+    for p, e in zip(model.parameters(), expected):
+        torch.testing.assert_close(p, e)
+
+
+@pytest.mark.parametrize("technique, task", [("cutmix", "mlp"), ("cutout", "mlp")])
+def test_a_piece_that_does_not_apply_to_the_task_is_refused_by_name(technique, task):
+    cfg = make_config(f"task={task}", f"technique={technique}")
+    with pytest.raises(NotApplicable, match=f"{technique.replace('cutmix', 'mixup')} does not apply to task {task}"):
+        build_regularizers(cfg.technique, cfg.task, 1)
+
+
+@pytest.mark.parametrize("technique", ["mixup", "ema"])
+def test_new_pieces_change_mlp_training(technique):
+    base, reg = final_rows("technique=none")[0], final_rows(f"technique={technique}")[0]
+    assert reg["final"]["val_loss"] != base["final"]["val_loss"]

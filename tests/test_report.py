@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from bench.analysis import to_frame
-from bench.claims import tables_vs_none
-from bench.report import article_table, build_report, main
-from tests.rows_v2 import make_row, small_rows, write_rows
+from bench.comparisons import tables_vs_none
+from bench.report import build_report, main
+from bench.tables import article_table
+from tests.rows_v2 import SWEEP_VALUES, TASKS, make_row, small_rows, write_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"pareto_mlp.png", "pareto_cifar.png", "delta_heatmap.png", "curves_mlp.png", "curves_cifar.png",
-           "sweep_l2.png", "sweep_adamw.png", "sweep_l1.png", "sweep_dropout.png", "sweep_augment.png",
-           "sweep_patience.png", "depth.png", "train_size.png"}
+FIGURES = ({f"{kind}_{task}.png" for kind in ("pareto", "curves") for task in TASKS}  # the fixture's tasks and sweeps
+           | {f"sweep_{grid}.png" for grid in SWEEP_VALUES} | {"delta_heatmap.png", "depth.png", "train_size.png"})
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,10 @@ def built(tmp_path_factory):
 
 def test_report_has_every_part(built):
     _, _, text = built
-    for part in ("## Claims", "## The article's table, measured", "## Task `mlp`: each technique vs none",
-                 "## Task `cifar`: each technique vs none", "side by side", "### At the article's default",
-                 "### Tuned on validation", "## L1: exact zeros", "## Early stopping and the LR plateau",
+    tasks = tuple(f"## Task `{task}`: each technique vs none" for task in TASKS)
+    for part in ("## Claims", "## The article's table, measured", *tasks, "side by side",
+                 "### At the article's default", "### Tuned on validation", "## L1: exact zeros",
+                 "## Early stopping and the LR plateau",
                  "## Batch norm and depth", "## Augmentation and training-set size", "## Strength sweeps"):
         assert part in text, part
     assert "mlp: weight init, data order and the training/validation set drawn" in text  # variance stated
@@ -102,11 +103,11 @@ def test_compare_two_result_sets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "warning: commits differ or are mixed: A ['abc1234'], B ['def5678']" in out
     lines = {tuple(c.strip() for c in ln.split("|")[1:5]): ln for ln in out.splitlines() if ln.startswith("| mlp")}
-    l2 = [c.strip() for c in lines["mlp", "l2", "article", "0.0001"].split("|")[1:-1]]
+    l2 = [c.strip() for c in lines["mlp", "l2", "article", "-"].split("|")[1:-1]]  # no sweep on either side
     assert l2[8].startswith("0.1 [") and l2[10] == "2×"
     none = [c.strip() for c in lines["mlp", "none", "article", "-"].split("|")[1:-1]]
     assert none[8].startswith("0 ")
-    assert lines["mlp", "augment", "article", "1"].rstrip(" |").endswith("only in A")
+    assert lines["mlp", "augment", "article", "-"].rstrip(" |").endswith("only in A")
     makefile = (ROOT / "Makefile").read_text()
     assert "compare:" in makefile and "regbench-report compare $(A) $(B)" in makefile
 
@@ -116,7 +117,7 @@ def no_drawing(monkeypatch):
     """Figures are tested elsewhere: record what would be drawn, per preset suffix, without drawing it."""
     drawn = []
 
-    def fake(df, tables, curves, out, suffix=""):
+    def fake(df, tables, curves, out, suffix="", colours=None):
         drawn.append((suffix, sorted(df.task.unique())))
         return [f"pareto_{t}{suffix}.png" for t in sorted(df.task.unique())]
 
@@ -124,16 +125,69 @@ def no_drawing(monkeypatch):
     return drawn
 
 
-def test_several_commits_devices_and_presets_are_warned_and_grouped(tmp_path, no_drawing):
+def _on(row: dict, device_type: str) -> dict:
+    return {**row, "config": {**row["config"], "device_type": device_type}}
+
+
+def _mixed_rows() -> list[dict]:
+    """mlp none/l2 from three commits (one the -dirty twin of another), two devices and two presets."""
     rows = [make_row("mlp", t, s, epochs=10) for t in ("none", "l2") for s in range(2)]
-    rows += [make_row("mlp", t, s, epochs=10, preset="full", commit="def5678", device="NVIDIA H100")
-             for t in ("none", "l2") for s in range(2)]
-    text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
-    assert "rows come from 2 commits (abc1234, def5678)" in text and "rows come from 2 devices" in text
-    assert "each preset is reported on its own" in text and "| commit | device | preset |" in text
-    assert "# Preset `full`" in text and "# Preset `quick`" in text
+    rows += [make_row("mlp", t, s, epochs=10, commit="abc1234-dirty") for t in ("none", "l2") for s in (2, 3)]
+    rows += [_on(make_row("mlp", t, s, epochs=10, preset="full", commit="def5678", device="NVIDIA H100"), "cuda")
+             for t in ("none", "l2") for s in range(3)]
+    return rows
+
+
+def test_several_commits_devices_and_presets_are_warned_at_the_top(tmp_path, no_drawing):
+    text = build_report(write_rows(tmp_path / "runs", _mixed_rows()), tmp_path / "out").read_text()
+    assert text.startswith("# regbench report\n\n> **⚠ WARNING: mixed provenance.** These rows come from several "
+                           "commits, devices, device types, presets.")
+    warning = text[:text.index("Built by")]
+    assert "> - 3 commits: `abc1234` (4 rows), `abc1234-dirty` (4 rows), `def5678` (6 rows); within a preset, the " \
+           "tables pool rows of different commits" in warning
+    assert "> - 2 devices: `NVIDIA H100` (6 rows), `cpu (x86_64)` (8 rows);" in warning
+    assert "> - 2 device types: `cpu` (8 rows), `cuda` (6 rows);" in warning
+    assert "> - 2 presets: `full` (6 rows), `quick` (8 rows); each preset is reported on its own below" in warning
+    assert "> - `abc1234-dirty` is commit `abc1234` plus uncommitted changes: counted as a different commit" in warning
+    provenance = text[text.index("## Provenance"):text.index("# Preset")]
+    assert "| commit | device | device type | preset | rows | tasks | grids |" in provenance
+    assert "| `def5678` | NVIDIA H100 | cuda | full | 6 | mlp | article |" in provenance
+    assert "| `abc1234-dirty` | cpu (x86_64) | cpu | quick | 4 | mlp | article |" in provenance
     assert sorted(no_drawing) == [("_full", ["mlp"]), ("_quick", ["mlp"])]  # one set of figures per preset
     assert "![pareto_mlp_full.png](pareto_mlp_full.png)" in text
+
+
+def test_presets_are_never_pooled_commits_only_with_the_warning(tmp_path, no_drawing):
+    text = build_report(write_rows(tmp_path / "runs", _mixed_rows()), tmp_path / "out").read_text()
+    cut = text.index("# Preset `quick`")
+    full, quick = text[text.index("# Preset `full`"):cut], text[cut:]
+    assert "| `none` | 3 |" in full and "| `none` | 6 |" not in full  # the full preset's 3 seeds alone
+    assert "| `none` | 4 |" in quick  # both quick commits pooled (4 seeds), under the warning above
+
+
+def test_one_provenance_gets_no_warning_but_its_section(built):
+    _, _, text = built
+    assert "WARNING" not in text and text.index("## Provenance") < text.index("## How to read this")
+    assert "| `abc1234` | cpu (x86_64) | cpu | quick |" in text and "uncommitted" not in text
+
+
+def test_a_dirty_commit_is_said_plainly(tmp_path, no_drawing):
+    rows = [make_row("mlp", t, s, epochs=10, commit="abc1234-dirty") for t in ("none", "l2") for s in range(2)]
+    text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
+    assert "WARNING" not in text
+    assert "- `abc1234-dirty`: run from a working tree with uncommitted changes, so the code is commit `abc1234` " \
+           "plus edits the rows do not record." in text
+
+
+def test_compare_keeps_presets_apart(tmp_path, capsys):
+    a = [make_row("mlp", "none", s, epochs=10, preset=p) for p in ("quick", "full") for s in range(2)]
+    b = [make_row("mlp", "none", s, epochs=10) for s in range(2)]
+    main(["compare", str(write_rows(tmp_path / "a", a)), str(write_rows(tmp_path / "b", b))])
+    out = capsys.readouterr().out
+    assert "warning: presets differ or are mixed: A ['full', 'quick'], B ['quick']" in out
+    assert "| task | technique | grid | swept | preset | n A | n B |" in out
+    assert "| mlp | none | article | - | full | 2 | 0 |" in out  # only in A
+    assert "| mlp | none | article | - | quick | 2 | 2 |" in out
 
 
 def test_diverged_and_bad_files_are_reported(tmp_path, capsys, no_drawing):
@@ -158,3 +212,12 @@ def test_an_underfitting_technique_gets_no_credit_for_its_gap():
     assert bool(tables["cifar", "default"].set_index("technique").underfits["l2"])
     line = next(ln for ln in article_table(df, tables).splitlines() if ln.startswith("| `l2`"))
     assert "underfits everywhere: not credited" in line
+
+
+def test_search_trials_are_left_out_of_the_fixed_grids(tmp_path, no_drawing):
+    rows = [make_row("mlp", t, s, epochs=10) for t in ("none", "l2") for s in range(3)]
+    rows += [make_row("mlp", "l2", s, grid="search_l2", value=v, epochs=10) for v in (1e-2, 0.3) for s in range(3)]
+    text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
+    assert "_6 rows of hyperparameter-search grids (search_l2) are left out below" in text
+    assert "## Strength sweeps" in text and "### L2 weight decay" not in text  # not taken for a sweep
+    assert "| `l2` | 0.0001 (0.0001) | 1 |" in text  # nor for tuning candidates

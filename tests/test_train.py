@@ -3,17 +3,17 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
-from bench.config import ConfigError
-from bench.data import Split, load_task_data
-from bench.models import MLP
-from bench.results import load_rows
-import bench.train as train_module
 import bench.run as run_module
-from bench.optim import SeedAdam
+import bench.train as train_module
+from bench.config import ConfigError, technique_names
+from bench.data import Split
+from bench.results import load_rows
 from bench.run import pick_device, run_cell
-from bench.train import epoch_batches, train_seeds
+from bench.tasks import get_task
+from bench.models import mse_per_seed
+from bench.regularizers import PIECES, Regularizer, inapplicable
+from bench.train import epoch_batches, make_trainer, train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -21,64 +21,15 @@ CPU = torch.device("cpu")
 
 def run(*overrides, seeds=(0,)):
     cfg = make_config(*overrides)
-    return train_seeds(cfg.task, cfg.technique, list(seeds), load_task_data(cfg.task, CPU, list(seeds)), CPU)
-
-
-@pytest.mark.parametrize("decoupled", [False, True])
-def test_seed_adam_matches_torch_adam_on_the_article_loop(decoupled):
-    torch.manual_seed(0)
-    ref = nn.Sequential(nn.Linear(10, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 1))
-    ours = MLP(1, 10, 100, 2)
-    with torch.no_grad():
-        for mine, theirs in zip([m for m in ours.net if hasattr(m, "fan_in")], [m for m in ref if isinstance(m, nn.Linear)]):
-            mine.weight[0].copy_(theirs.weight.T)
-            mine.bias[0, 0].copy_(theirs.bias)
-    torch_opt = (torch.optim.AdamW if decoupled else torch.optim.Adam)(ref.parameters(), lr=1e-3, weight_decay=1e-2)
-    opt = SeedAdam(ours.parameters(), 1, weight_decay=1e-2, decoupled=decoupled)
-    x, y = torch.randn(100, 10), torch.randn(100, 1)
-    opt.set_rates(torch.tensor([1e-3]))
-    for _ in range(50):
-        torch_opt.zero_grad()
-        nn.functional.mse_loss(ref(x), y).backward()
-        torch_opt.step()
-        opt.zero_grad()
-        nn.functional.mse_loss(ours(x[None])[0], y).backward()
-        opt.step()
-    torch.testing.assert_close(ours.net[4].weight[0], ref[4].weight.T, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(ours(x[None])[0], ref(x), rtol=1e-4, atol=1e-5)
-
-
-def test_seed_adam_steps_each_seed_at_its_rate_and_leaves_frozen_seeds_untouched():
-    stacked = MLP(3, 4, 8, 1)
-    singles = [MLP(1, 4, 8, 1) for _ in range(3)]
-    for s, single in enumerate(singles):
-        single.load_state_dict({k: v[s : s + 1] for k, v in stacked.state_dict().items()})
-    opt = SeedAdam(stacked.parameters(), 3)
-    opt.set_rates(torch.tensor([1e-2, 0.0, 1e-3]))
-    frozen = [p[1].clone() for p in stacked.parameters()]
-    x, y = torch.randn(3, 10, 4), torch.randn(3, 10)
-    for _ in range(5):
-        opt.zero_grad()
-        ((stacked(x).squeeze(-1) - y) ** 2).mean(1).sum().backward()
-        opt.step()
-    for p, before in zip(stacked.parameters(), frozen):
-        assert torch.equal(p[1], before)
-    assert all(torch.count_nonzero(m) == 0 for m in opt.blocks[1][2])  # not stepped at all: its moments stay 0
-    for s, rate in [(0, 1e-2), (2, 1e-3)]:
-        ref = torch.optim.Adam(singles[s].parameters(), lr=rate)
-        for _ in range(5):
-            ref.zero_grad()
-            ((singles[s](x[s : s + 1]).squeeze(-1) - y[s : s + 1]) ** 2).mean().backward()
-            ref.step()
-        for mine, theirs in zip(stacked.parameters(), singles[s].parameters()):
-            torch.testing.assert_close(mine[s], theirs[0], rtol=1e-5, atol=1e-6)
+    data = get_task(cfg.task.name).load_data(cfg.task, CPU, list(seeds))
+    return train_seeds(cfg.task, cfg.technique, list(seeds), data, CPU)
 
 
 def test_epoch_batches_cover_each_seeds_order_across_chunks(monkeypatch):
     monkeypatch.setattr(train_module, "CHUNK_SAMPLES", 8)  # several chunks, the last one short
     data = Split(torch.arange(30.0)[:, None].repeat(1, 3), torch.arange(30.0))
     perms = torch.stack([torch.randperm(30), torch.randperm(30)])
-    batches = list(epoch_batches(data, perms, 4, "mlp"))
+    batches = list(epoch_batches(data, perms, 4, get_task("mlp")))
     assert [y.shape for _, y in batches] == [(2, 4)] * 7 + [(2, 2)]
     torch.testing.assert_close(torch.cat([y for _, y in batches], dim=1), perms.float())
     torch.testing.assert_close(torch.cat([x for x, _ in batches], dim=1)[..., 0], perms.float())
@@ -108,16 +59,43 @@ def test_vectorized_seeds_match_sequential_training(technique, float64):
         assert len({r["epochs_run"] for r in together}) > 1, "seeds should stop at different epochs"
 
 
-@pytest.mark.parametrize("technique", ["none", "batchnorm", "dropout", "l1", "augment", "l2_es"])
+@pytest.mark.parametrize("technique", ["none", "batchnorm", "dropout", "l1", "augment", "l2_es", "mixup", "ema"])
 def test_mlp_trained_with_gradients_by_hand_matches_autograd_training(technique, float64):
     cfg = make_config(f"technique={technique}", "task.epochs=15")
-    data = load_task_data(cfg.task, CPU, [0, 1])
+    data = get_task(cfg.task.name).load_data(cfg.task, CPU, [0, 1])
     by_hand = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU)
     ref = train_seeds(cfg.task, cfg.technique, [0, 1], data, CPU, autograd=True)
     for a, b in zip(by_hand, ref):
         assert a["epochs_run"] == b["epochs_run"]
         for key in ("train_loss", "val_loss", "test_loss"):  # float64 rounding, amplified by training
             assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-6)
+
+
+@pytest.mark.parametrize("technique", technique_names())
+def test_every_technique_trains_the_mlp_or_says_it_does_not_apply(technique):
+    cfg = make_config(f"technique={technique}")
+    if reason := inapplicable(cfg.technique, cfg.task):
+        assert reason.endswith("does not apply to task mlp")
+        return
+    rows = run(f"technique={technique}", seeds=(0, 1))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and rows[0]["epochs_run"] >= 1
+
+
+def test_a_hook_the_hand_written_step_cannot_honour_makes_the_cell_train_with_autograd(monkeypatch):
+    class ShiftedTargets(Regularizer):  # a loss hook the MLP's hand-written MSE step knows nothing of
+        def __init__(self, cfg, **_):
+            pass
+
+        def train_loss(self, out, y):
+            return mse_per_seed(out, y + 3.0)
+
+    cfg = make_config("technique=l2", "task.epochs=3")
+    assert make_trainer(cfg.task, cfg.technique, [0], CPU).by_hand
+    monkeypatch.setitem(PIECES, "l2", ShiftedTargets)
+    assert not make_trainer(cfg.task, cfg.technique, [0], CPU).by_hand
+    hooked, plain = run("technique=l2", "task.epochs=3")[0], run("technique=none", "task.epochs=3")[0]
+    first = [row["history"][0]["train_loss_running"] for row in (hooked, plain)]
+    assert first[0] > first[1] + 5  # the shifted loss was what trained (MSE + ~9)
 
 
 def test_same_seed_gives_identical_metrics_even_with_dropout_and_augmentation():

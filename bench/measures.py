@@ -1,0 +1,98 @@
+"""Per-cell measures beside the test metric: time to none's best val, per-epoch cost, underfitting, idle pieces."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis import metric
+from bench.stats import mean_ci
+from bench.techniques import BASELINE, only_epoch_end
+
+UNDERFIT_ACC = 0.10  # accuracy tasks: train accuracy more than this below none's
+UNDERFIT_FLOOR = 1.5  # loss tasks: train loss above this x the noise floor (and above none's)
+STOPS_LEARNING = 0.8  # final train loss >= this x the untrained model's validation loss
+
+
+def best_val(history: list, task: str) -> float:
+    key, higher = metric(task).val, metric(task).higher
+    vals = [h.get(key) for h in history if h.get(key) is not None]
+    return (max(vals) if higher else min(vals)) if vals else float("nan")
+
+
+def target(none_rows: pd.DataFrame, task: str) -> dict:
+    """none's best validation metric per seed (the same seed: same init and, for the MLP, the same data draw),
+    with the mean over its seeds under key None for seeds none does not have."""
+    goals = {r.seed: best_val(r.history, task) for r in none_rows.itertuples()}
+    goals[None] = float(np.nanmean(list(goals.values()))) if goals else float("nan")
+    return goals
+
+
+def time_to_target(row, goal: float, task: str) -> tuple[int | None, float | None]:
+    """(epochs, wall seconds) until the validation metric first reaches goal, or (None, None) for never.
+    Seconds = cumulative train_s + per epoch the hook time, plus the validation pass when the technique uses it."""
+    key, higher = metric(task).val, metric(task).higher
+    extra = (row.hook_seconds_per_epoch or 0) + ((row.val_seconds_per_epoch or 0) if row.uses_validation else 0)
+    seconds = 0.0
+    for i, h in enumerate(row.history, 1):
+        seconds += h.get("train_s") or 0.0
+        v = h.get(key)
+        if v is not None and np.isfinite(goal) and (v >= goal if higher else v <= goal):
+            return i, seconds + i * extra
+    return None, None
+
+
+def tt_summary(cell: pd.DataFrame, goal: float, task: str) -> dict:
+    """Per cell: fraction of seeds reaching the goal, epochs and seconds (mean ± CI over those that did)."""
+    hits = [time_to_target(r, goal.get(r.seed, goal[None]) if isinstance(goal, dict) else goal, task)
+            for r in cell.itertuples()]
+    reached = [(e, s) for e, s in hits if e is not None]
+    return {"reached": len(reached), "n": len(hits), "epochs": mean_ci([e for e, _ in reached]),
+            "seconds": mean_ci([s for _, s in reached])}
+
+
+def underfits(cell: pd.DataFrame, none: pd.DataFrame, task: str) -> bool:
+    """Accuracy tasks: train accuracy > UNDERFIT_ACC below none's. Loss tasks: train loss > UNDERFIT_FLOOR x
+    noise floor and above none's (a model that learned the teacher sits near the floor on its own training set)."""
+    if cell.empty or none.empty:
+        return False
+    if metric(task).higher:
+        return cell.train_acc.mean() < none.train_acc.mean() - UNDERFIT_ACC
+    floor = cell.noise_floor.dropna().mean()
+    limit = UNDERFIT_FLOOR * floor if np.isfinite(floor) else 0.5 * cell.initial_val_loss.mean()
+    return cell.train_loss.mean() > max(limit, none.train_loss.mean())
+
+
+def never_acted(cell: pd.DataFrame, none: pd.DataFrame) -> list[str]:
+    """Why a cell's regularizer cannot have done anything here (empty: it acted, as far as rows tell)."""
+    why = []
+    if len(cell) and cell.has_es.all() and not cell.stopped_early.any():
+        why.append("early stopping never stopped")
+    if len(cell) and cell.has_plateau.all() and (cell.lr_reductions.fillna(0) == 0).all():
+        why.append("LR never lowered")
+    cols = ["train_loss", "val_loss", "test_loss"]
+    both = cell.set_index("seed")[cols].join(none.set_index("seed")[cols], rsuffix="_none", how="inner")
+    if len(both) and (cell.technique != BASELINE).all() and all(
+            np.allclose(both[c], both[c + "_none"], rtol=1e-9, atol=1e-12) for c in cols):
+        why.append("rows identical to none")
+    return why
+
+
+def not_testable(cell: pd.DataFrame, none: pd.DataFrame, why: list[str] | None = None) -> str:
+    """Non-empty when the cell's comparison with none says nothing: identical rows, or its only pieces never acted."""
+    why = never_acted(cell, none) if why is None else why
+    if "rows identical to none" in why or (why and only_epoch_end(cell)):
+        return "; ".join(why)
+    return ""
+
+
+def epoch_overhead(cell: pd.DataFrame, none: pd.DataFrame) -> tuple[float, int, float]:
+    """(per-epoch step time / none's, number of timed runs of the cell, relative noise) with ONE measurement per
+    cell_run_id (stacked seeds share one). Noise: the larger median of epoch_seconds_iqr / median of both cells."""
+    def runs(c):
+        r = c.drop_duplicates("cell_run_id")
+        return r.epoch_seconds_median / r.n_seeds_stacked.fillna(1), r.epoch_seconds_iqr / r.epoch_seconds_median
+
+    (t, tn), (b, bn) = runs(cell), runs(none)
+    if t.dropna().empty or b.dropna().empty:
+        return float("nan"), 0, float("nan")
+    return float(t.mean() / b.mean()), int(t.notna().sum()), float(max(tn.median(), bn.median()))

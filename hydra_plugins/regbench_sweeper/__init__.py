@@ -1,0 +1,68 @@
+"""regbench's sweeper: Hydra's basic sweeper that checks every cell of a sweep before the first one trains.
+
+Each cell's config is composed and turned into the dataclasses (values out of range fail), a CIFAR cell's
+data must be where task.data_path / REGBENCH_CIFAR says, and results_dir must be a writable folder. Any
+problem prints one line per bad cell and exits 2 with nothing trained. A technique that does not apply to
+a task is no problem: that cell is skipped when it runs. The sweep's size, start time and a done file are
+put in the environment, which the cells (in this process or in launcher workers) read for their
+`[i/N] ... (elapsed, ETA)` line and Ctrl-C its finished-cell count (bench/cli.py).
+Hydra finds this plugin by scanning the hydra_plugins namespace; bench/conf/hydra/sweeper/regbench.yaml
+configures it and bench/conf/hydra/regbench_sweeper.yaml makes it the default.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+
+def writable(folder: str) -> str | None:
+    """Why results_dir cannot take rows (created here when missing), or None."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        return f"results_dir {folder} is not a writable folder ({e.strerror or e})"
+    return None
+
+
+class RegbenchSweeper(BasicSweeper):
+    def validate_batch_is_legal(self, batch) -> None:
+        """Called before each batch launches: on the first, check every cell of the whole sweep."""
+        if self.batch_index > 1:
+            return
+        cells = [list(job) for jobs in self.overrides for job in jobs]
+        bad = []
+        for i, job in enumerate(cells, 1):
+            if problem := self.problem(job):
+                shown = " ".join(o for o in job if any(o not in other for other in cells)) or " ".join(job)
+                bad.append(f"regbench: error: cell {i} ({shown}): {problem}")
+        if bad:
+            print("\n".join(bad), file=sys.stderr)
+            sys.exit(2)
+        done = Path(self.config.hydra.sweep.dir).resolve() / "finished_cells"
+        done.unlink(missing_ok=True)
+        os.environ.update(REGBENCH_CELLS=str(len(cells)), REGBENCH_SWEEP_START=str(time.time()),
+                          REGBENCH_DONE_FILE=str(done))
+
+    def problem(self, job: list[str]) -> str | None:
+        from bench.cifar_files import DataError, cifar_source
+        from bench.cli import to_config
+        from bench.config import ConfigError
+        from bench.regularizers import inapplicable
+
+        try:
+            cfg = to_config(self.hydra_context.config_loader.load_sweep_config(self.config, job))
+            if inapplicable(cfg.technique, cfg.task):
+                return None  # skipped when it runs
+            if cfg.task.name == "cifar":
+                cifar_source(cfg.task)
+        except (ConfigError, DataError) as e:
+            return str(e)
+        except Exception as e:  # composition: an unknown choice, a bad override
+            return str(e).strip().splitlines()[0]
+        return writable(cfg.results_dir)
