@@ -156,6 +156,14 @@ class LRPlateauConfig:
 
 
 @dataclass
+class LabelSmoothingConfig:
+    eps: float = 0.1  # target = (1 - eps) * one-hot + eps / classes (Szegedy et al. 2016, Inception-v3)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.eps < 1, f"label_smoothing.eps must be in [0, 1), got {self.eps}")
+
+
+@dataclass
 class MixupConfig:
     alpha: float = 1.0  # mixing weight lambda ~ Beta(alpha, alpha); 1.0 is the CIFAR-10 setting of mixup and CutMix
     cutmix: bool = False  # False: blend whole inputs (Zhang et al. 2018); True: paste a box (Yun et al. 2019, images)
@@ -192,6 +200,7 @@ class TechniqueConfig:
     augment: Optional[AugmentConfig] = None
     early_stopping: Optional[EarlyStoppingConfig] = None
     lr_plateau: Optional[LRPlateauConfig] = None
+    label_smoothing: Optional[LabelSmoothingConfig] = None
     mixup: Optional[MixupConfig] = None
     cutout: Optional[CutoutConfig] = None
     ema: Optional[EMAConfig] = None

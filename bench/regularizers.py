@@ -5,7 +5,7 @@ Hook points (the trainer calls them in this order):
   optimizer_kwargs()  optimizer              l2 / adamw (weight decay)
   transform(x)        each sample, raw input augment (before normalization)
   batch(x, y)         each training batch    mixup / cutmix (mix inputs and targets), cutout
-  train_loss(out, y)  the training loss      (one regularizer at most)
+  train_loss(out, y)  the training loss      label_smoothing (one regularizer at most)
   add_penalty_grad(m) after backward         l1 (adds the penalty's gradient to the weights' .grad)
   after_step(m, lr)   after optimizer step   l1 proximal (soft-threshold), ema (update the average)
   eval_weights(m)     around every measure   ema (evaluate the averaged weights)
@@ -30,7 +30,7 @@ from torch import nn
 
 from bench import config as C
 from bench.augment import augment_images, box_masks, cutout, mix_batch, scaled_augment
-from bench.models import seed_of_row, weights
+from bench.models import cross_entropy_per_seed, seed_of_row, weights
 from bench.tasks import Task, get_task
 
 
@@ -247,6 +247,20 @@ class LRPlateau(Regularizer):
         self.bad_epochs[reduce] = 0
 
 
+class LabelSmoothing(Regularizer):
+    """Cross-entropy against (1 - eps) * one-hot + eps / classes: F.cross_entropy(label_smoothing=eps)."""
+
+    def __init__(self, cfg: C.LabelSmoothingConfig, **_):
+        self.eps = cfg.eps
+
+    @staticmethod
+    def applies_to(cfg, task: Task) -> bool:
+        return task.classification
+
+    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cross_entropy_per_seed(out, y, label_smoothing=self.eps)
+
+
 class Mixup(Regularizer):
     """Each seed's batch mixed with a shuffled copy of itself at lambda ~ Beta(alpha, alpha), one lambda per
     seed and batch: inputs blended (mixup) or a box of area 1 - lambda pasted (CutMix, lambda then set to
@@ -342,6 +356,7 @@ PIECES: dict[str, Callable[..., Regularizer]] = {  # config piece -> its regular
     "augment": Augment,
     "early_stopping": EarlyStopping,
     "lr_plateau": LRPlateau,
+    "label_smoothing": LabelSmoothing,
     "mixup": Mixup,
     "cutout": Cutout,
     "ema": EMA,

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 
 from bench.augment import (affine_grid, augment_images, box_masks, color_jitter, cutout, mix_batch,
                            scaled_augment)
-from bench.config import (AugmentConfig, EarlyStoppingConfig, EMAConfig, L1Config,
+from bench.config import (AugmentConfig, EarlyStoppingConfig, EMAConfig, L1Config, LabelSmoothingConfig,
                           LRPlateauConfig, MixupConfig)
 from bench.models import MLP, cross_entropy_per_seed, weights
-from bench.regularizers import (EMA, L1, EarlyStopping, EpochState, L1Proximal, LRPlateau, Mixup,
+from bench.regularizers import (EMA, L1, EarlyStopping, EpochState, L1Proximal, LabelSmoothing, LRPlateau, Mixup,
                                 NotApplicable, build_regularizers, soft_threshold)
 from bench.tasks import get_task
 from bench.train import evaluate, model_inputs, train_seeds
@@ -201,6 +201,13 @@ def test_lr_plateau_reductions_are_counted_in_the_row():
 # ----------------------------------------------------------------- beyond the article: loss, batch and weight hooks
 
 
+def test_label_smoothing_is_torch_cross_entropy_with_label_smoothing_per_seed():
+    out, y = torch.randn(3, 8, 10), torch.randint(0, 10, (3, 8))
+    loss = LabelSmoothing(LabelSmoothingConfig(eps=0.2)).train_loss(out, y)
+    ref = torch.stack([F.cross_entropy(out[s], y[s], label_smoothing=0.2) for s in range(3)])
+    torch.testing.assert_close(loss, ref)
+
+
 def test_mixup_blends_inputs_and_targets_and_trains_on_the_mixed_loss():
     S, B = 2, 5
     x, y, out = torch.randn(S, B, 3, 4, 4), torch.randint(0, 10, (S, B)), torch.randn(S, B, 10)
@@ -280,7 +287,7 @@ def test_ema_evaluates_and_ends_on_the_hand_computed_average():
         torch.testing.assert_close(p, e)
 
 
-@pytest.mark.parametrize("technique, task", [("cutmix", "mlp"), ("cutout", "mlp")])
+@pytest.mark.parametrize("technique, task", [("label_smoothing", "mlp"), ("cutmix", "mlp"), ("cutout", "mlp")])
 def test_a_piece_that_does_not_apply_to_the_task_is_refused_by_name(technique, task):
     cfg = make_config(f"task={task}", f"technique={technique}")
     with pytest.raises(NotApplicable, match=f"{technique.replace('cutmix', 'mixup')} does not apply to task {task}"):
