@@ -5,7 +5,7 @@ BIN := .venv/bin
 REGBENCH_CIFAR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 export REGBENCH_CIFAR
 PRESET ?= quick
-GRIDS ?= article extended l2 adamw l1 dropout augment patience depth train_size mixup ema
+GRIDS ?= article extended l2 adamw l1 dropout augment patience depth train_size label_smoothing mixup ema
 
 .PHONY: install test bench report perf perf-save
 
