@@ -178,8 +178,9 @@ def claim_l1_sparsity(df: pd.DataFrame) -> Verdict:
 
 
 def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
-    """Every sweep of a strength (not of an epoch-end piece such as patience): does its strongest value stop
-    learning while none does not?"""
+    """Every sweep of a strength (not of an epoch-end piece such as patience) that goes above the technique's
+    default: does its strongest value stop learning while none does not? A sweep only below the default (e.g.
+    shorter EMA horizons) says nothing about over-regularizing and is left out."""
     parts, stops, learns = [], [], []
     for grid, techs in sweep_grids(df).items():
         words = sweep_words(df, grid)
@@ -188,7 +189,8 @@ def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
             none = art[art.technique == BASELINE]
             for tech in techs:
                 c = ok(df[(df.grid == grid) & (df.task == task) & (df.technique == tech)])
-                if c.empty or only_epoch_end(c):
+                default = art[art.technique == tech].value.dropna()
+                if c.empty or only_epoch_end(c) or (len(default) and c.value.max() <= default.max()):
                     continue
                 top = c[c.value == c.value.max()]
                 lo, hi = _bounds(mean_ci(top.train_loss / top.initial_val_loss))

@@ -22,9 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from bench.config import PIECES, Config, ConfigError, register_configs
+from bench.config import CONF_DIR, PIECES, Config, ConfigError, register_configs
 
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 register_configs()
 FINISHED = {"cells": 0, "failed": 0}  # this process's; a sweep counts in its REGBENCH_DONE_FILE instead
 SWEEP_ENV = ("REGBENCH_CELLS", "REGBENCH_SWEEP_START", "REGBENCH_DONE_FILE")

@@ -12,7 +12,8 @@ SEARCH_PREFIX = "search_"  # hyperparameter-search trials (bench/conf/search): n
 SWEEP_WORDS = {  # sweep grid -> what its axis is, in words (other sweep grids are named by their swept field)
     "l2": "L2 weight decay (coupled)", "adamw": "AdamW weight decay (decoupled)", "l1": "L1 strength",
     "dropout": "dropout probability", "augment": "augmentation strength",
-    "patience": "early-stopping patience (fraction of the budget)",
+    "patience": "early-stopping patience (fraction of the budget)", "label_smoothing": "label smoothing eps",
+    "mixup": "mixup alpha (lambda ~ Beta(alpha, alpha))", "ema": "weight-EMA decay per step",
 }
 
 

@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 
 from bench.config import TaskConfig, TechniqueConfig
 from bench.data import Split, TaskData
+from bench.hooks import EpochState, Regularizer
 from bench.models import init_per_seed, weights
 from bench.optim import SeedAdam
-from bench.regularizers import EpochState, Regularizer, build_regularizers
+from bench.regularizers import build_regularizers
 from bench.tasks import Task, get_task
 
 EVAL_BATCH = 1000

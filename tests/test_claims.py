@@ -76,6 +76,16 @@ def test_fixture_claims(df, tables):
     assert verdicts["Over-regularizing stops learning"] == "supported"
 
 
+def test_over_regularizing_ignores_a_sweep_that_only_goes_below_the_default():
+    from bench.claims import claim_over_regularizing
+
+    rows = [make_row("mlp", "none", s) for s in range(3)] + [make_row("mlp", "l2", s) for s in range(3)]
+    below = [make_row("mlp", "l2", s, grid="l2", value=1e-5) for s in range(3)]
+    above = [make_row("mlp", "l2", s, grid="l2", value=1.0) for s in range(3)]
+    assert "no sweep rows" in claim_over_regularizing(to_frame(rows + below)).verdict
+    assert "mlp/l2 at" in claim_over_regularizing(to_frame(rows + above)).evidence
+
+
 def test_small_noisy_effect_is_underpowered_never_not_supported():
     rows = []
     for seed, (base, tech) in enumerate([(0.50, 0.51), (0.52, 0.50), (0.49, 0.52)]):

@@ -12,7 +12,8 @@ from bench.results import load_rows
 from bench.run import pick_device, run_cell
 from bench.tasks import get_task
 from bench.models import mse_per_seed
-from bench.regularizers import PIECES, Regularizer, inapplicable
+from bench.hooks import Regularizer
+from bench.regularizers import PIECES, inapplicable
 from bench.train import epoch_batches, make_trainer, train_seeds
 from tests.conftest import make_config
 
