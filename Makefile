@@ -2,10 +2,11 @@
 PY := .venv/bin/python
 BIN := .venv/bin
 # The CIFAR-10 copy beside this checkout, when there is one; otherwise torchvision downloads it.
-REGBENCH_CIFAR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
+REGBENCH_CIFAR ?= $(abspath $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz)))
 export REGBENCH_CIFAR
 PRESET ?= quick
-GRIDS ?= article extended l2 adamw l1 dropout augment patience depth train_size label_smoothing mixup ema
+# every grid of bench/conf/grid/, the two default grids first
+GRIDS ?= article extended $(filter-out article extended,$(basename $(notdir $(wildcard bench/conf/grid/*.yaml))))
 
 .PHONY: install test bench report perf perf-save
 
@@ -41,6 +42,7 @@ CPU := $(shell (sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/nul
 PERF := $(PY) -m pytest benchmarks -p no:cacheprovider -s --benchmark-only --benchmark-min-rounds=5 \
 	--benchmark-storage=file://benchmarks/baseline/$(CPU) --benchmark-columns=median,iqr,rounds
 perf:
+	@test -d benchmarks/baseline/$(CPU) || { echo "no speed baseline for this CPU ($(CPU)): run make perf-save first"; exit 2; }
 	@echo "== comparing with the latest baseline in benchmarks/baseline/$(CPU)"
 	$(PERF) --benchmark-compare --benchmark-compare-fail=median:25%
 

@@ -4,8 +4,8 @@
     regbench -m +grid=article                       a grid (Hydra multirun)
     regbench -m +grid=article hydra/launcher=joblib hydra.launcher.n_jobs=2
 
-torch is imported only once a cell is about to run, so --help, shell completion and a bad value
-answer at once. A sweep is checked cell by cell before the first one trains, by the regbench
+torch is imported only once a cell is about to run (or a sweep checks its cells), so --help, shell
+completion and a bad value answer at once. A sweep is checked cell by cell before the first one trains, by the regbench
 sweeper (hydra_plugins/regbench_sweeper), which also hands the cells the sweep's size and start
 through the environment (SWEEP_ENV) for the `[i/N]` progress lines.
 """
@@ -47,13 +47,13 @@ def to_config(node: DictConfig) -> Config:
         raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
 
 
-def technique_pieces(name: str) -> set[str]:
+def yaml_pieces(name: str) -> set[str]:
     """The pieces a technique YAML switches on, its defaults' included (all, for an unknown name)."""
     path = Path(CONF_DIR) / "technique" / f"{name}.yaml"
     if not path.is_file():
         return set(PIECES)  # Hydra reports the unknown name itself
     node = OmegaConf.load(path)
-    included = [technique_pieces(d) for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    included = [yaml_pieces(d) for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
     return {key for key in node if key in PIECES}.union(*included)
 
 
@@ -90,7 +90,7 @@ def unset_piece(args: list[str]) -> str | None:
         if len(parts) < 3 or parts[0] != "technique" or parts[1] not in PIECES:
             continue
         for name in techniques:
-            if parts[1] not in technique_pieces(name):
+            if parts[1] not in yaml_pieces(name):
                 return (f"technique.{parts[1]}.* is set but technique '{name}' has no {parts[1]} piece; "
                         f"use technique={parts[1]} or a technique that includes it")
     return None

@@ -26,6 +26,11 @@ from bench.config import ConfigError
 from bench.tasks import Task
 
 
+def overrides(reg: "Regularizer", hook: str) -> bool:
+    """Whether this regularizer's class overrides the base class's (do-nothing) hook."""
+    return getattr(type(reg), hook) is not getattr(Regularizer, hook)
+
+
 class NotApplicable(ConfigError):
     """A regularizer that has no meaning for this task (e.g. label smoothing on regression)."""
 

@@ -79,7 +79,8 @@ class MLP(nn.Module):
     """
 
     def __init__(self, n_seeds: int, in_dim: int, width: int, depth: int, out_dim: int = 1,
-                 dropout: float = 0.0, batchnorm_momentum: float | None = None, dropout_conv: float = 0.0):
+                 dropout: float = 0.0, batchnorm_momentum: float | None = None,
+                 dropout_conv: float = 0.0):  # no conv layers here: accepted so every task takes the same kwargs
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = in_dim
@@ -96,6 +97,11 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [S, B, in] -> [S, B, out]
         return self.net(x)
+
+    def hand_step_supported(self) -> bool:
+        """train_step knows every layer here and no forward hook is set (else the trainer uses autograd)."""
+        known = (SeedLinear, SeedBatchNorm, nn.ReLU, SeedDropout)
+        return all(type(m) in known and not m._forward_hooks for m in self.net)
 
     @torch.no_grad()
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -120,10 +126,12 @@ class MLP(nn.Module):
             elif isinstance(layer, nn.ReLU):
                 h = h.relu_()
                 saved.append(h)
-            else:  # SeedDropout, the same draws as its forward
+            elif isinstance(layer, SeedDropout):  # the same draws as its forward
                 mask = dropout_mask(h, layer.p)
                 h = h * mask
                 saved.append(mask)
+            else:
+                raise NotImplementedError(f"train_step does not know {type(layer).__name__}; train with autograd")
         err = h.squeeze(-1) - y
         grad = err.unsqueeze(-1).mul(2 / err.shape[1])  # d(mean squared error)/d(output)
         for layer, kept in zip(reversed(layers), reversed(saved)):

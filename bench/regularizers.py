@@ -292,6 +292,19 @@ PIECES: dict[str, Callable[..., Regularizer]] = {  # config piece -> its regular
 assert tuple(PIECES) == C.PIECES, "every config piece needs a regularizer class, in the same order"
 
 
+def conflict(technique: C.TechniqueConfig) -> str | None:
+    """Why these pieces cannot be combined, or None: two replacements of the training loss; EMA with early
+    stopping (the stopping rule reads the average's validation loss, but its snapshot and restore would be
+    of the live weights)."""
+    losses = [name for name in technique.pieces()
+              if getattr(PIECES[name], "train_loss", Regularizer.train_loss) is not Regularizer.train_loss]
+    if len(losses) > 1:
+        return f"only one piece may replace the training loss, got {', '.join(losses)}"
+    if technique.ema is not None and technique.early_stopping is not None:
+        return "ema with early_stopping is not supported (early stopping would restore live, not averaged, weights)"
+    return None
+
+
 def inapplicable(technique: C.TechniqueConfig, task_cfg: C.TaskConfig) -> str | None:
     """Why this technique cannot run on this task (a piece with no meaning there), or None."""
     task = get_task(task_cfg.name)
@@ -306,9 +319,8 @@ def build_regularizers(technique: C.TechniqueConfig, task_cfg: C.TaskConfig, n_s
     """The technique's regularizers for this task; NotApplicable when one has no meaning here."""
     if reason := inapplicable(technique, task_cfg):
         raise NotApplicable(reason)
+    if reason := conflict(technique):
+        raise C.ConfigError(reason)
     regs = [PIECES[name](getattr(technique, name), n_seeds=n_seeds, task=get_task(task_cfg.name),
                          epochs=task_cfg.epochs) for name in technique.pieces()]
-    losses = [type(r).__name__ for r in regs if type(r).train_loss is not Regularizer.train_loss]
-    if len(losses) > 1:
-        raise C.ConfigError(f"only one regularizer may replace the training loss, got {', '.join(losses)}")
     return regs

@@ -1,10 +1,11 @@
 """Report: REPORT.md, figures, rows.csv and curves.csv rebuilt from stored result rows alone (never retrains).
 
-    python -m bench.report [--results results/runs] [--out results]
-    python -m bench.report compare A_DIR B_DIR      # per-cell differences between two result folders
+    regbench-report [--results results/runs] [--out results]
+    regbench-report compare A_DIR B_DIR      # per-cell differences between two result folders
 
-Every number comes from the rows (schema v2): bench/analysis.py reads them, bench/stats.py, selection.py,
-measures.py and comparisons.py compute, bench/claims.py judges, bench/tables.py and figures.py show.
+Every number comes from the rows (schema v2): bench/analysis.py reads them, techniques.py tells singles from
+combinations, stats.py, selection.py, measures.py and comparisons.py compute, claims.py and claim_tables.py
+judge, tables.py, provenance.py and figures.py show.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import ctypes
 import torch
 
 from bench.config import Config, ConfigError
-from bench.regularizers import inapplicable
+from bench.regularizers import conflict, inapplicable
 from bench.tasks import get_task
 from bench.train import train_seeds
 
@@ -58,6 +58,8 @@ def run_cell(cfg: Config) -> dict:
     from bench.results import (cell_config, environment, experiment, finished_row, make_row, row_key, row_path,
                                write_row)
 
+    if reason := conflict(cfg.technique):
+        raise ConfigError(reason)
     if reason := inapplicable(cfg.technique, cfg.task):
         return {"written": 0, "skipped": 0, "failed": 0, "rows": [], "not_applicable": reason}
     device = pick_device(cfg.device)
@@ -78,6 +80,8 @@ def run_cell(cfg: Config) -> dict:
         try:
             metrics = train_seeds(cfg.task, cfg.technique, seeds, data.of_seeds(first, first + len(seeds)),
                                   device, cfg.progress)
+        except ConfigError:  # a config that can never work is the user's to fix, not a row to retry
+            raise
         except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
             metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
         run_id = row_key(spec, seeds)

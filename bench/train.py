@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from bench.config import TaskConfig, TechniqueConfig
 from bench.data import Split, TaskData
-from bench.hooks import EpochState, Regularizer
+from bench.hooks import EpochState, Regularizer, overrides
 from bench.models import init_per_seed, weights
 from bench.optim import SeedAdam
 from bench.regularizers import build_regularizers
@@ -114,7 +114,7 @@ class Trainer:
 
     def hooked(self, hook: str) -> list[Regularizer]:
         """The regularizers that override this hook."""
-        return [r for r in self.regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
+        return [r for r in self.regs if overrides(r, hook)]
 
     def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task's loss, or the one regularizer's that replaces it (label smoothing)."""
@@ -149,7 +149,8 @@ def make_trainer(cfg: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     model.to(device)
     opt = SeedAdam(model.parameters(), S, **opt_kwargs)
     tr = Trainer(cfg, task, model, opt, regs, gens, device)
-    tr.by_hand = task.hand_written_step and not autograd and not any(tr.hooked(h) for h in BY_HAND_UNSUPPORTED)
+    tr.by_hand = (task.hand_written_step and not autograd and model.hand_step_supported()
+                  and not any(tr.hooked(h) for h in BY_HAND_UNSUPPORTED))
     return tr
 
 
@@ -172,7 +173,8 @@ def epoch_batches(train: Split, perms: torch.Tensor, batch_size: int, task: Task
 
 def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     """One pass over the training set, each seed in its own random order. Returns each seed's mean
-    training loss (train mode, without penalty) as a tensor: no host sync inside the loop."""
+    training loss (train mode, the loss trained on: without L1's penalty, with mixed or smoothed targets
+    where a regularizer makes them) as a tensor: no host sync inside the loop."""
     n = len(train)
     transforms, batch_hooks = tr.hooked("transform"), tr.hooked("batch")
     penalties, after_step = tr.hooked("add_penalty_grad"), tr.hooked("after_step")

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from bench.cifar_files import BATCHES, CIFAR_CLASSES
-from bench.cli import CONF_DIR
+from bench.cli import CONF_DIR, to_config
 from bench.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +24,7 @@ def make_config(*overrides: str) -> Config:
     """The same composition `python -m bench` does, turned into the dataclasses (validation included)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=["preset=smoke", "progress=false", *overrides])
-    return OmegaConf.to_object(cfg)
+    return to_config(cfg)
 
 
 def tiny_images(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
-from bench.cli import CONF_DIR, technique_pieces, to_config
+from bench.cli import CONF_DIR, to_config, yaml_pieces
 from bench.config import PIECES, ConfigError, epochs_for_steps, patience_epochs
 from tests.conftest import make_config
 
@@ -105,7 +105,7 @@ def test_patience_is_a_fraction_of_the_epoch_budget():
 @pytest.mark.parametrize("name", TECHNIQUES)
 def test_the_command_line_check_reads_the_pieces_hydra_composes(name):
     """bench.cli reads technique YAMLs (defaults included) to refuse technique.<piece>.x= for a piece that is off."""
-    assert technique_pieces(name) == set(make_config(f"technique={name}").technique.pieces())
+    assert yaml_pieces(name) == set(make_config(f"technique={name}").technique.pieces())
 
 
 def test_a_key_added_with_plus_that_the_schema_lacks_fails():

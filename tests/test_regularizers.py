@@ -230,6 +230,8 @@ def test_cutmix_pastes_a_box_and_weights_targets_by_its_exact_area():
     torch.manual_seed(1)
     box, lam = box_masks(S, H, W, torch.tensor([0.25, 0.5]), CPU)
     assert box[0].sum() <= 16 and box[1].sum() <= 32  # clipped at the border, never larger
+    full = box_masks(500, H, W, torch.full((500,), 0.25), CPU)[0].flatten(1).sum(1)
+    assert full.max() == 16 and full.min() > 0  # a 4 x 4 box where it fits whole, clipped (not empty) elsewhere
     torch.testing.assert_close(lam, 1 - box.float().mean((1, 2)))
     mixed_x, soft = mix_batch(x, y, lam, perm, n_classes=10, box=box)
     for s in range(S):

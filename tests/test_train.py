@@ -6,7 +6,7 @@ import torch
 
 import bench.run as run_module
 import bench.train as train_module
-from bench.config import ConfigError, technique_names
+from bench.config import ConfigError, EarlyStoppingConfig, technique_names
 from bench.data import Split
 from bench.results import load_rows
 from bench.run import pick_device, run_cell
@@ -97,6 +97,32 @@ def test_a_hook_the_hand_written_step_cannot_honour_makes_the_cell_train_with_au
     hooked, plain = run("technique=l2", "task.epochs=3")[0], run("technique=none", "task.epochs=3")[0]
     first = [row["history"][0]["train_loss_running"] for row in (hooked, plain)]
     assert first[0] > first[1] + 5  # the shifted loss was what trained (MSE + ~9)
+
+
+def test_a_layer_or_forward_hook_the_hand_written_step_does_not_know_makes_the_cell_use_autograd():
+    cfg = make_config("technique=dropout")
+    tr = make_trainer(cfg.task, cfg.technique, [0], CPU)
+    assert tr.by_hand and tr.model.hand_step_supported()
+    tr.model.net[0].register_forward_hook(lambda module, args, out: out * 2)
+    assert not tr.model.hand_step_supported()
+    tr.model.net.append(torch.nn.Tanh())
+    with pytest.raises(NotImplementedError, match="Tanh"):
+        tr.model.train_step(torch.zeros(1, 4, 10), torch.zeros(1, 4))
+
+
+def test_a_combination_that_cannot_work_is_a_config_error_not_a_failed_row(tmp_path):
+    cfg = make_config("technique=ema", f"results_dir={tmp_path}")
+    cfg.technique.early_stopping = EarlyStoppingConfig()
+    with pytest.raises(ConfigError, match="ema with early_stopping"):
+        run_cell(cfg)
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_ema_measures_the_average_every_epoch_not_only_at_the_end():
+    row = run("technique=ema", "task.epochs=6")[0]
+    assert row["history"][-1]["val_loss"] == pytest.approx(row["final"]["val_loss"], rel=1e-6)
+    plain = run("technique=none", "task.epochs=6")[0]
+    assert row["history"][-1]["val_loss"] != plain["history"][-1]["val_loss"]
 
 
 def test_same_seed_gives_identical_metrics_even_with_dropout_and_augmentation():

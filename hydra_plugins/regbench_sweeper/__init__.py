@@ -53,10 +53,12 @@ class RegbenchSweeper(BasicSweeper):
         from bench.cifar_files import DataError, cifar_source
         from bench.cli import to_config
         from bench.config import ConfigError
-        from bench.regularizers import inapplicable
+        from bench.regularizers import conflict, inapplicable
 
         try:
             cfg = to_config(self.hydra_context.config_loader.load_sweep_config(self.config, job))
+            if reason := conflict(cfg.technique):
+                return reason
             if inapplicable(cfg.technique, cfg.task):
                 return None  # skipped when it runs
             if cfg.task.name == "cifar":
