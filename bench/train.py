@@ -116,11 +116,6 @@ class Trainer:
         """The regularizers that override this hook."""
         return [r for r in self.regs if overrides(r, hook)]
 
-    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task's loss, or the one regularizer's that replaces it (label smoothing)."""
-        replaced = self.hooked("train_loss")
-        return replaced[0].train_loss(out, y) if replaced else self.task.loss(out, y)
-
     def measuring(self) -> ExitStack:
         """Context for every measurement: the weights regularizers evaluate (EMA's average)."""
         stack = ExitStack()
@@ -176,6 +171,8 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     training loss (train mode, the loss trained on: without L1's penalty, with mixed or smoothed targets
     where a regularizer makes them) as a tensor: no host sync inside the loop."""
     n = len(train)
+    replaced = tr.hooked("train_loss")  # the task's loss, or the one regularizer's that replaces it
+    train_loss = replaced[0].train_loss if replaced else tr.task.loss
     transforms, batch_hooks = tr.hooked("transform"), tr.hooked("batch")
     penalties, after_step = tr.hooked("add_penalty_grad"), tr.hooked("after_step")
     tr.model.train()
@@ -191,7 +188,7 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
             tr.opt.zero_grad()
             with tr.task.autocast(tr.device):
                 out = tr.model(x).float()
-            losses = tr.train_loss(out, y)
+            losses = train_loss(out, y)
             losses.sum().backward()
         for reg in penalties:
             reg.add_penalty_grad(tr.model)

@@ -1,7 +1,6 @@
 """Composition and validation of the structured configs."""
 import math
 import re
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -10,10 +9,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
 from bench.cli import CONF_DIR, to_config, yaml_pieces
-from bench.config import PIECES, ConfigError, epochs_for_steps, patience_epochs
+from bench.config import PIECES, ConfigError, epochs_for_steps, patience_epochs, technique_names
 from tests.conftest import make_config
 
-TECHNIQUES = sorted(p.stem for p in (Path(CONF_DIR) / "technique").glob("*.yaml"))
+TECHNIQUES = technique_names()
 
 
 def test_technique_group_lists_only_yaml_files_and_no_schema():
