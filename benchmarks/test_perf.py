@@ -4,15 +4,21 @@
 * the article's own per-model eager loop next to regbench's stacked-seed path, same work
 * the CNN's training FLOP rate against this machine's measured fp32 matmul rate
 * the share of the CNN step spent on the input pipeline (gather, augmentation, normalization)
+* measurement passes (validation, curve points) against training, each task at the quick preset
+* one quick MLP cell end to end (`regbench`) against importing torch plus its training time
 
 Each benchmark stores what it measured in `extra_info`, which lands in the JSON.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,12 +26,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import TaskConfig, TechniqueConfig, load_technique, technique_names
-from bench.data import Split, make_mlp_data
+from bench.config import CONF_DIR, Config, TaskConfig, TechniqueConfig, load_technique, register_configs, technique_names
+from bench.data import Split, TaskData, make_mlp_data
 from bench.tasks import get_task
 from bench.regularizers import build_regularizers, inapplicable
 from bench.run import pick_device
-from bench.train import epoch_batches, make_trainer, model_inputs, sync, train_epoch
+from bench.train import epoch_batches, make_trainer, model_inputs, sync, train_epoch, train_seeds
 
 DEVICE = pick_device("auto")
 SEEDS = [0, 1, 2]
@@ -210,3 +216,67 @@ def test_cnn_stacked_vs_sequential_seeds(benchmark):
                                 stacked_speedup=sequential / benchmark.stats.stats.median)
     print(f"\nCNN width {CNN.width}, 3 seeds: one after another {sequential:.2f} s/epoch, stacked "
           f"{benchmark.stats.stats.median:.2f} s/epoch ({sequential / benchmark.stats.stats.median:.2f}x)")
+
+
+# --------------------------------------------------------------------------- what a user runs: presets, the CLI
+
+
+def quick_config(task: str) -> Config:
+    """`regbench task=<task>` as composed by Hydra: the quick preset with its scale file."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name="config", overrides=[f"task={task}", "preset=quick"]))
+
+
+@pytest.mark.parametrize("task", ["mlp", "cifar"])
+def test_measurement_share(benchmark, task):
+    """A `none` run at the quick preset (the MLP: all its seeds stacked; CIFAR: one seed, random images of the
+    preset's sizes): validation every epoch plus the curve points, as a share of the training steps' time."""
+    cfg = quick_config(task)
+    seeds = list(range(cfg.preset.seeds)) if task == "mlp" else [0]
+    if task == "mlp":
+        data = make_mlp_data(cfg.task, DEVICE, seeds)
+    else:
+        data = TaskData(fake_cifar(cfg.task.n_train), fake_cifar(cfg.task.n_val), fake_cifar(cfg.task.n_test), "random")
+    shares = []
+
+    def run():
+        row = train_seeds(cfg.task, cfg.technique, seeds, data, DEVICE)[0]
+        measuring = (row["val_seconds_per_epoch"] + row["curve_seconds_per_epoch"]) * row["epochs_run"]
+        shares.append(measuring / row["train_seconds"])
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    share = statistics.median(shares)
+    benchmark.extra_info.update(task=task, technique="none", device=str(DEVICE), seeds=len(seeds),
+                                epochs=cfg.task.epochs, measurement_share_of_training=share)
+    print(f"\n{task} at the quick preset: validation + curve points = {share:.1%} of the training steps' time")
+
+
+def test_quick_mlp_cell_end_to_end(benchmark, tmp_path):
+    """`regbench task=mlp technique=none` (10 seeds, 300 epochs) in a fresh process, against a bare
+    `import torch` plus the cell's own training-step time (from its rows)."""
+    results = tmp_path / "runs"
+    command = [str(Path(sys.executable).with_name("regbench")), "task=mlp", "technique=none", "progress=false",
+               f"results_dir={results}", f"hydra.run.dir={tmp_path / 'out'}"]
+
+    def cell():
+        subprocess.run(["rm", "-rf", str(results)], check=True)
+        subprocess.run(command, check=True, capture_output=True)
+
+    def import_torch() -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        return time.perf_counter() - t
+
+    benchmark.pedantic(cell, rounds=3, iterations=1, warmup_rounds=1)
+    torch_s = statistics.median(import_torch() for _ in range(3))
+    rows = [json.loads(p.read_text()) for p in results.rglob("*.json")]
+    training_s = rows[0]["train_seconds"] * rows[0]["n_seeds_stacked"]  # the stack's training steps
+    ratio = benchmark.stats.stats.median / (torch_s + training_s)
+    benchmark.extra_info.update(task="mlp", technique="none", device="cpu", import_torch_s=torch_s,
+                                training_s=training_s, end_to_end_over_import_plus_training=ratio)
+    print(f"\nquick MLP cell end to end {benchmark.stats.stats.median:.2f} s; import torch {torch_s:.2f} s + "
+          f"training {training_s:.2f} s: {ratio:.2f}x")

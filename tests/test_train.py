@@ -142,6 +142,12 @@ def test_a_diverging_seed_is_recorded_and_the_others_go_on():
     assert rows[0]["status"] == "diverged" and rows[0]["diverged_epoch"] == 1
 
 
+def test_curve_points_come_every_fifth_of_the_run_and_at_its_end():
+    history = run("technique=none", "task.epochs=13", seeds=(0,))[0]["history"]
+    assert [h["epoch"] for h in history if "test_loss" in h] == [2, 4, 6, 8, 10, 12, 13]  # 13 // 5 = 2
+    assert all("val_loss" in h for h in history)  # validation stays every epoch
+
+
 def test_row_has_every_promised_field(tmp_path):
     cfg = make_config("technique=l2_es", f"results_dir={tmp_path}", "preset.seeds=2", "task.epochs=25")
     outcome = run_cell(cfg)
