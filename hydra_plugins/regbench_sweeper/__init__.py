@@ -6,7 +6,8 @@ problem prints one line per bad cell and exits 2 with nothing trained. A techniq
 a task is no problem: that cell is skipped when it runs. The sweep's size, start time and a done file are
 put in the environment, which the cells (in this process or in launcher workers) read for their
 `[i/N] ... (elapsed, ETA)` line and Ctrl-C its finished-cell count (bench/cli.py). The launcher reuses the
-configs composed for the check instead of composing each cell again (0.4 s a cell here: a minute of `make bench`).
+configs composed for the check instead of composing each cell again (an article grid whose cells are all done:
+18.7 -> 14.2 s here).
 Hydra finds this plugin by scanning the hydra_plugins namespace; bench/conf/hydra/sweeper/regbench.yaml
 configures it and bench/conf/hydra/regbench_sweeper.yaml makes it the default.
 """
