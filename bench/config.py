@@ -47,7 +47,7 @@ class TaskConfig:
     noise_std: float = 0.5  # label noise; the test-MSE floor is noise_std**2
     data_seed: int = 0
     resample_data: bool = True  # MLP: each seed draws its own train/val sets from the teacher (test set shared)
-    curve_every: int = 0  # train/test learning-curve points every this many epochs; 0 = epochs // 5 (val: every epoch)
+    curve_every: int = 0  # train/test learning-curve points every this many epochs; 0 = max(1, epochs // 5) (val: every epoch)
     # CIFAR-10
     source: str = "auto"  # auto | torchvision | folder (a folder or .tar.gz/.tar/.zip in class-folder layout)
     data_path: Optional[str] = None  # where the source lives; CIFAR's default is $REGBENCH_CIFAR

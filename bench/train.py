@@ -27,7 +27,7 @@ from bench.tasks import Task, get_task
 EVAL_BATCH = 1000
 CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time (see epoch_batches)
 CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
-CURVE_POINTS = 5  # curve points per run by default (plus the last epoch): 10 cost CIFAR 7.5% of its training time
+CURVE_POINTS = 5  # by default a curve point every epochs // 5 epochs and at the last: every epochs // 10 cost CIFAR 7.5% of its training
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
 
 

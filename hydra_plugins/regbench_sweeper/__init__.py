@@ -7,7 +7,7 @@ a task is no problem: that cell is skipped when it runs. The sweep's size, start
 put in the environment, which the cells (in this process or in launcher workers) read for their
 `[i/N] ... (elapsed, ETA)` line and Ctrl-C its finished-cell count (bench/cli.py). The launcher reuses the
 configs composed for the check instead of composing each cell again (an article grid whose cells are all done:
-18.7 -> 14.2 s here).
+18.7 -> 14.2 s here), so a cell runs the very config that was checked: YAML edited mid-sweep reaches no later cell.
 Hydra finds this plugin by scanning the hydra_plugins namespace; bench/conf/hydra/sweeper/regbench.yaml
 configures it and bench/conf/hydra/regbench_sweeper.yaml makes it the default.
 """
@@ -58,13 +58,14 @@ class RegbenchSweeper(BasicSweeper):
         """The basic launcher's load_sweep_config answers from the configs the check composed, each once
         (launchers that compose in worker processes, e.g. joblib, compose there as before)."""
         if not isinstance(self.launcher, BasicLauncher):
+            self.checked.clear()
             return
         loader = self.hydra_context.config_loader
         compose = loader.load_sweep_config
 
-        def load_sweep_config(master_config, overrides):
-            checked = self.checked.pop(tuple(overrides), None)
-            return checked if checked is not None else compose(master_config, overrides)
+        def load_sweep_config(master_config, sweep_overrides):
+            checked = self.checked.pop(tuple(sweep_overrides), None)
+            return checked if checked is not None else compose(master_config, sweep_overrides)
 
         loader.load_sweep_config = load_sweep_config
 
