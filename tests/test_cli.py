@@ -225,6 +225,33 @@ def test_a_sweep_prints_progress_and_skips_a_technique_that_does_not_apply(tmp_p
     assert [p.parent.name for p in tmp_path.rglob("*.json")] == ["none"]
 
 
+COUNT_COMPOSITIONS = """
+import sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from bench.cli import main
+compose, calls = ConfigLoaderImpl.load_sweep_config, []
+def counted(self, master_config, sweep_overrides):
+    calls.append(list(sweep_overrides))
+    return compose(self, master_config, sweep_overrides)
+ConfigLoaderImpl.load_sweep_config = counted
+sys.argv = ["regbench", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("compositions", len(calls))
+"""
+
+
+def test_a_sweep_composes_each_cell_once_for_its_check_and_its_run(tmp_path):
+    out = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "preset=smoke", "progress=false", "task=mlp",
+                          "technique=none,l2", "task.epochs=2", f"results_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/h"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "compositions 2" in out.stdout.splitlines()
+    rows = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    assert sorted((r["technique"], r["config"]["task"]["epochs"]) for r in rows) == [("l2", 2), ("none", 2)]
+
+
 def test_help_and_a_bad_value_answer_without_importing_torch(tmp_path):
     code = ("import sys\nfrom bench.cli import main\ntry:\n    main()\nfinally:\n"
             "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)")
