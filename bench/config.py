@@ -260,12 +260,16 @@ def technique_names() -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / "technique").glob("*.yaml"))
 
 
-def load_technique(name: str) -> TechniqueConfig:
-    """A technique as its YAML defines it, composed by Hydra (combinations' defaults lists included)."""
+def compose_config(*overrides: str) -> Config:
+    """The config `python -m bench <overrides>` runs, composed by Hydra, as the dataclasses."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"technique={name}"])
-    return OmegaConf.to_object(cfg.technique)
+        return OmegaConf.to_object(compose(config_name="config", overrides=list(overrides)))
+
+
+def load_technique(name: str) -> TechniqueConfig:
+    """A technique as its YAML defines it, composed by Hydra (combinations' defaults lists included)."""
+    return compose_config(f"technique={name}").technique

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import CONF_DIR, Config, TaskConfig, TechniqueConfig, load_technique, register_configs, technique_names
+from bench.config import TaskConfig, TechniqueConfig, compose_config, load_technique, technique_names
 from bench.data import Split, TaskData, make_mlp_data
 from bench.tasks import get_task
 from bench.regularizers import build_regularizers, inapplicable
@@ -222,21 +222,11 @@ def test_cnn_stacked_vs_sequential_seeds(benchmark):
 # --------------------------------------------------------------------------- what a user runs: presets, the CLI
 
 
-def quick_config(task: str) -> Config:
-    """`regbench task=<task>` as composed by Hydra: the quick preset with its scale file."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="config", overrides=[f"task={task}", "preset=quick"]))
-
-
 @pytest.mark.parametrize("task", ["mlp", "cifar"])
 def test_measurement_share(benchmark, task):
     """A `none` run at the quick preset (the MLP: all its seeds stacked; CIFAR: one seed, random images of the
     preset's sizes): validation every epoch plus the curve points, as a share of the training steps' time."""
-    cfg = quick_config(task)
+    cfg = compose_config(f"task={task}", "preset=quick")  # `regbench task=<task>`: quick preset and its scale
     seeds = list(range(cfg.preset.seeds)) if task == "mlp" else [0]
     if task == "mlp":
         data = make_mlp_data(cfg.task, DEVICE, seeds)
