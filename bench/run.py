@@ -36,8 +36,9 @@ def keep_freed_memory() -> None:
 
     By default it mmaps every block above 128 KiB-32 MiB and unmaps it on free, so each
     training step page-faults its activations and image batches in anew. Measured here:
-    the width-64 CNN 1.2x faster, a batch's image normalization 9x. Called once per process
-    by the CLI and the benchmarks; a no-op where there is no glibc.
+    the width-64 CNN 1.2x faster, a batch's image normalization 9x. Called by the CLI before
+    each cell (a launcher's workers are processes of their own; calling it again costs two
+    mallopt calls) and once by the benchmarks; a no-op where there is no glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
