@@ -24,7 +24,22 @@ class SeedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_seeds, 1, fan_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[2] == 1:  # one output: multiply and sum, 1.3-2.3x faster than baddbmm's GEMV on CPU
+            return torch.sum(x * self.weight.transpose(1, 2), -1, keepdim=True).add_(self.bias)
         return torch.baddbmm(self.bias, x, self.weight)
+
+    @torch.no_grad()
+    def hand_backward(self, x: torch.Tensor, grad: torch.Tensor, input_grad: bool = True) -> torch.Tensor | None:
+        """Given the layer's input x and d(loss)/d(output), write the parameters' .grad and return d(loss)/d(x)."""
+        weight, one_output = self.weight, self.weight.shape[2] == 1
+        if one_output:  # the same products as the GEMMs, by multiply and sum (see forward)
+            torch.sum(x * grad, 1, keepdim=True, out=_grad_of(weight).transpose(1, 2))
+        else:
+            torch.bmm(x.transpose(1, 2), grad, out=_grad_of(weight))
+        torch.sum(grad, 1, keepdim=True, out=_grad_of(self.bias))
+        if not input_grad:
+            return None
+        return grad * weight.transpose(1, 2) if one_output else torch.bmm(grad, weight.transpose(1, 2))
 
 
 class SeedBatchNorm(nn.Module):
@@ -117,7 +132,7 @@ class MLP(nn.Module):
         for layer in layers:
             if isinstance(layer, SeedLinear):
                 saved.append(h)
-                h = torch.baddbmm(layer.bias, h, layer.weight)
+                h = layer(h)
             elif isinstance(layer, SeedBatchNorm):
                 mean, rstd = layer.batch_stats(h)
                 h = (h - mean).mul_(rstd)
@@ -136,12 +151,7 @@ class MLP(nn.Module):
         grad = err.unsqueeze(-1).mul(2 / err.shape[1])  # d(mean squared error)/d(output)
         for layer, kept in zip(reversed(layers), reversed(saved)):
             if isinstance(layer, SeedLinear):
-                weight = layer.weight
-                torch.bmm(kept.transpose(1, 2), grad, out=_grad_of(weight))
-                torch.sum(grad, 1, keepdim=True, out=_grad_of(layer.bias))
-                if layer is layers[0]:
-                    break
-                grad = torch.bmm(grad, weight.transpose(1, 2))
+                grad = layer.hand_backward(kept, grad, input_grad=layer is not layers[0])
             elif isinstance(layer, SeedBatchNorm):
                 xhat, rstd = kept
                 n = grad.shape[1]
@@ -156,13 +166,48 @@ class MLP(nn.Module):
         return err.square().mean(1)
 
 
+class SeedConvPool(nn.Module):
+    """conv3x3 (S seeds as conv groups) -> (BatchNorm2d) -> 2x2 max-pool, with nn.Conv2d's weight and bias.
+
+    The bias is added outside the convolution: where there is no BN, after the pool (the same function:
+    max commutes with adding a per-channel constant), on 4x fewer values. Measured on the 2-core CPU:
+    oneDNN's bias gradient of the 3-channel first conv takes 4.5 ms a batch of 128 (its weight gradient
+    1.0 ms, a sum of the same values 0.25 ms). The quick preset's CNN trains 1.15-1.25x faster without it.
+    """
+
+    def __init__(self, n_seeds: int, c_in: int, c_out: int, batchnorm_momentum: float | None = None):
+        super().__init__()
+        self.groups, self.fan_in = n_seeds, c_in * 9
+        bound = 1.0 / math.sqrt(self.fan_in)  # nn.Conv2d's default; init_per_seed redraws it per seed
+        self.weight = nn.Parameter(torch.empty(n_seeds * c_out, c_in, 3, 3).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_seeds * c_out).uniform_(-bound, bound))
+        self.bn = None if batchnorm_momentum is None else nn.BatchNorm2d(n_seeds * c_out, momentum=batchnorm_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, S*c_in, H, W] -> [B, S*c_out, H/2, W/2]
+        h = F.conv2d(x, self.weight, None, padding=1, groups=self.groups)
+        bias = self.bias.to(h.dtype).view(1, -1, 1, 1)  # under autocast h is bf16: keep it so
+        if self.bn is None:
+            return max_pool_2x2(h) + bias
+        return max_pool_2x2(self.bn(h + bias))
+
+
+def max_pool_2x2(h: torch.Tensor) -> torch.Tensor:
+    """F.max_pool2d(h, 2) for even H, W. Without autograd (evaluation) it is two maximums of strided views:
+    the same values at half the time (measured: 5 vs 10 ms for 1,000 width-16 maps), as F.max_pool2d
+    also writes the indices a backward would need."""
+    if h.requires_grad:
+        return F.max_pool2d(h, 2)
+    rows = torch.maximum(h[..., 0::2, :], h[..., 1::2, :])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
 class DropoutNet(nn.Module):
     """The article's CIFAR CNN with width w (w=64 is the article's net), S seeds as conv groups.
 
     Convolutions run in channels_last layout (measured faster on CPU and GPU).
 
-    conv3x3(3->w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)
-    conv3x3(w->2w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)
+    conv3x3(3->w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)   (pool before ReLU: the same function, as
+    conv3x3(w->2w) -> (BN) -> maxpool -> ReLU -> (Dropout2d)    ReLU is monotonic, on 4x fewer values)
     FC(2w*8*8 -> 8w) -> (BN) -> ReLU -> (Dropout) -> FC(8w -> 10)
     """
 
@@ -174,11 +219,7 @@ class DropoutNet(nn.Module):
         bn = batchnorm_momentum is not None
 
         def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-            layers: list[nn.Module] = [nn.Conv2d(S * c_in, S * c_out, 3, padding=1, groups=S)]
-            layers[0].fan_in = c_in * 9
-            if bn:
-                layers.append(nn.BatchNorm2d(S * c_out, momentum=batchnorm_momentum))
-            layers += [nn.MaxPool2d(2), nn.ReLU()]  # = ReLU then pool (ReLU is monotonic), on 4x fewer values
+            layers: list[nn.Module] = [SeedConvPool(S, c_in, c_out, batchnorm_momentum), nn.ReLU()]
             if dropout_conv > 0:
                 layers.append(nn.Dropout2d(dropout_conv))
             return nn.Sequential(*layers)

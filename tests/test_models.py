@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from bench.config import TaskConfig
-from bench.models import DropoutNet, MLP, SeedBatchNorm, SeedDropout, dropout_mask, init_per_seed, mse_per_seed, weights
+from bench.models import (DropoutNet, MLP, SeedBatchNorm, SeedConvPool, SeedDropout, SeedLinear, dropout_mask,
+                          init_per_seed, mse_per_seed, weights)
 from bench.tasks import get_task
 
 
@@ -53,6 +54,45 @@ def test_stacked_seeds_compute_what_each_network_computes_alone():
     for s in range(2):
         single.load_state_dict({k: v.view(2, -1)[s].view_as(single.state_dict()[k]) for k, v in stacked.state_dict().items()})
         torch.testing.assert_close(single(x[None])[0], out[s], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fan_out", [1, 7])
+def test_seed_linear_is_x_w_plus_b_per_seed_and_its_hand_backward_is_autograds(fan_out):
+    layer = SeedLinear(3, 5, fan_out)
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    ref = torch.stack([x[s] @ layer.weight[s] + layer.bias[s] for s in range(3)])
+    torch.testing.assert_close(layer(x), ref)
+    g = torch.randn_like(ref)
+    x_grad, w_grad, b_grad = torch.autograd.grad(ref, (x, layer.weight, layer.bias), g)
+    torch.testing.assert_close(layer.hand_backward(x.detach(), g), x_grad)
+    torch.testing.assert_close(layer.weight.grad, w_grad)
+    torch.testing.assert_close(layer.bias.grad, b_grad)
+    assert layer.hand_backward(x.detach(), g, input_grad=False) is None
+
+
+@pytest.mark.parametrize("momentum", [None, 0.1], ids=["plain", "bn"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+def test_conv_pool_is_torchs_conv_bn_maxpool_with_the_same_gradients(momentum, layout):
+    """SeedConvPool (bias outside the conv, pooled by views in evaluation) against nn.Conv2d -> (BN) -> MaxPool2d."""
+    torch.manual_seed(0)
+    block = SeedConvPool(2, 3, 4, momentum)
+    conv = nn.Conv2d(6, 8, 3, padding=1, groups=2)
+    conv.load_state_dict({"weight": block.weight.detach(), "bias": block.bias.detach()})
+    ref = nn.Sequential(conv, *([nn.BatchNorm2d(8, momentum=momentum)] if momentum else []), nn.MaxPool2d(2))
+    block.to(memory_format=layout), ref.to(memory_format=layout)
+    x = torch.randn(5, 6, 8, 8).contiguous(memory_format=layout)
+    out, ref_out = block(x), ref(x)
+    torch.testing.assert_close(out, ref_out)
+    g = torch.randn_like(out)
+    out.backward(g)
+    ref_out.backward(g)
+    ref_params = list(ref.parameters())
+    assert len(ref_params) == len(list(block.parameters())) == (4 if momentum else 2)
+    for p, q in zip(block.parameters(), ref_params):
+        torch.testing.assert_close(p.grad, q.grad)
+    block.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), ref(x))
 
 
 def test_dropout_and_batchnorm_are_placed_only_when_asked():
