@@ -95,7 +95,8 @@ FINAL = ("train_loss", "val_loss", "test_loss", "gap", "train_acc", "val_acc", "
 TOP = ("key", "task", "technique", "grid", "preset", "seed", "status", "diverged_epoch", "error", "training_mode",
        "best_epoch", "epochs_run", "max_epochs", "stopped_early", "lr_reductions", "uses_validation",
        "train_seconds", "val_seconds_per_epoch", "hook_seconds_per_epoch", "seconds_to_result", "cell_run_id",
-       "n_seeds_stacked", "epoch_seconds_median", "epoch_seconds_iqr", "samples_per_s", "initial_val_loss",
+       "n_seeds_stacked", "epoch_seconds_median", "epoch_seconds_iqr", "reference_step_seconds",
+       "reference_step_iqr", "samples_per_s", "initial_val_loss",
        "noise_floor", "n_params", "weight_l2_norm", "frac_weights_zero", "frac_weights_below_1e-3",
        "peak_memory_mb", "peak_memory_kind", "data_source", "data_resampled")
 

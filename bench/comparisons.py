@@ -74,13 +74,14 @@ def cost_word(ratio: float) -> str:
 
 
 def measured_cost(cell: pd.DataFrame, none: pd.DataFrame, task: str, goal: dict, tt_none: dict) -> dict:
-    """Cost ratio vs none. Measure: time to none's best validation metric (wall seconds, mean over the seeds that
-    reached it) when at least half the seeds and one of none's reached it; else per-epoch step time."""
+    """Cost ratio vs none. Measure: time to none's best validation metric (mean over the seeds that reached it)
+    when at least half the seeds and one of none's reached it; else per-epoch step time. Both in units of the
+    reference step timed before each run, so the machine's drift between cells cancels."""
     tt = tt_summary(cell, goal, task)
     ratio_e, runs, noise_e = epoch_overhead(cell, none)
     if tt["reached"] and tt["reached"] >= tt["n"] / 2 and tt_none["reached"]:
-        rel = [s.half / s.mean for s in (tt["seconds"], tt_none["seconds"]) if s.n >= 2 and s.mean > 0]
-        ratio = tt["seconds"].mean / tt_none["seconds"].mean
+        rel = [s.half / s.mean for s in (tt["steps"], tt_none["steps"]) if s.n >= 2 and s.mean > 0]
+        ratio = tt["steps"].mean / tt_none["steps"].mean
         noise = math.sqrt(sum(r * r for r in rel)) if rel else float("nan")
         measure = "time to none's best val"
     else:

@@ -41,13 +41,21 @@ def time_to_target(row, goal: float, task: str) -> tuple[int | None, float | Non
     return None, None
 
 
+def in_reference_steps(seconds: float, row) -> float:
+    """A seed's share of a run's seconds in units of the reference step timed before that run (the plain
+    network's step on the same machine at that moment: see train.reference_step_seconds)."""
+    return seconds / (row.reference_step_seconds / (row.n_seeds_stacked or 1))
+
+
 def tt_summary(cell: pd.DataFrame, goal: float, task: str) -> dict:
-    """Per cell: fraction of seeds reaching the goal, epochs and seconds (mean ± CI over those that did)."""
-    hits = [time_to_target(r, goal.get(r.seed, goal[None]) if isinstance(goal, dict) else goal, task)
+    """Per cell: fraction of seeds reaching the goal, epochs, seconds and the same time in reference steps
+    (mean ± CI over the seeds that reached it)."""
+    hits = [(r, *time_to_target(r, goal.get(r.seed, goal[None]) if isinstance(goal, dict) else goal, task))
             for r in cell.itertuples()]
-    reached = [(e, s) for e, s in hits if e is not None]
-    return {"reached": len(reached), "n": len(hits), "epochs": mean_ci([e for e, _ in reached]),
-            "seconds": mean_ci([s for _, s in reached])}
+    reached = [(r, e, s) for r, e, s in hits if e is not None]
+    return {"reached": len(reached), "n": len(hits), "epochs": mean_ci([e for _, e, _ in reached]),
+            "seconds": mean_ci([s for _, _, s in reached]),
+            "steps": mean_ci([in_reference_steps(s, r) for r, _, s in reached])}
 
 
 def underfits(cell: pd.DataFrame, none: pd.DataFrame, task: str) -> bool:
@@ -87,12 +95,14 @@ def not_testable(cell: pd.DataFrame, none: pd.DataFrame, why: list[str] | None =
 
 def epoch_overhead(cell: pd.DataFrame, none: pd.DataFrame) -> tuple[float, int, float]:
     """(per-epoch step time / none's, number of timed runs of the cell, relative noise) with ONE measurement per
-    cell_run_id (stacked seeds share one). Noise: the larger median of epoch_seconds_iqr / median of both cells."""
+    cell_run_id (stacked seeds share one), each run's time in units of the reference step timed before it.
+    Noise: the four relative spreads (each cell's epochs, each cell's yardstick; medians over runs) in quadrature."""
     def runs(c):
         r = c.drop_duplicates("cell_run_id")
-        return r.epoch_seconds_median / r.n_seeds_stacked.fillna(1), r.epoch_seconds_iqr / r.epoch_seconds_median
+        return (r.epoch_seconds_median / r.reference_step_seconds,
+                [(r.epoch_seconds_iqr / r.epoch_seconds_median).median(), r.reference_step_iqr.median()])
 
     (t, tn), (b, bn) = runs(cell), runs(none)
     if t.dropna().empty or b.dropna().empty:
         return float("nan"), 0, float("nan")
-    return float(t.mean() / b.mean()), int(t.notna().sum()), float(max(tn.median(), bn.median()))
+    return float(t.mean() / b.mean()), int(t.notna().sum()), float(np.sqrt(sum(x * x for x in tn + bn)))

@@ -14,7 +14,7 @@ from torch import nn
 
 
 class SeedLinear(nn.Module):
-    """S independent y = x @ W + b, one batched matmul (weight [S, in, out])."""
+    """S independent y = x @ W + b, one batched matmul (weight [S, in, out]); multiply-and-sum for one output on CPU."""
 
     def __init__(self, n_seeds: int, fan_in: int, fan_out: int):
         super().__init__()
@@ -24,14 +24,14 @@ class SeedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_seeds, 1, fan_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight.shape[2] == 1:  # one output: multiply and sum, 1.3-2.3x faster than baddbmm's GEMV on CPU
+        if self.weight.shape[2] == 1 and x.is_cpu:  # one output: multiply and sum, 1.3-2.3x faster than baddbmm's GEMV
             return torch.sum(x * self.weight.transpose(1, 2), -1, keepdim=True).add_(self.bias)
         return torch.baddbmm(self.bias, x, self.weight)
 
     @torch.no_grad()
     def hand_backward(self, x: torch.Tensor, grad: torch.Tensor, input_grad: bool = True) -> torch.Tensor | None:
         """Given the layer's input x and d(loss)/d(output), write the parameters' .grad and return d(loss)/d(x)."""
-        weight, one_output = self.weight, self.weight.shape[2] == 1
+        weight, one_output = self.weight, self.weight.shape[2] == 1 and x.is_cpu
         if one_output:  # the same products as the GEMMs, by multiply and sum (see forward)
             torch.sum(x * grad, 1, keepdim=True, out=_grad_of(weight).transpose(1, 2))
         else:
@@ -132,7 +132,7 @@ class MLP(nn.Module):
         for layer in layers:
             if isinstance(layer, SeedLinear):
                 saved.append(h)
-                h = layer(h)
+                h = layer.forward(h)
             elif isinstance(layer, SeedBatchNorm):
                 mean, rstd = layer.batch_stats(h)
                 h = (h - mean).mul_(rstd)
@@ -170,9 +170,10 @@ class SeedConvPool(nn.Module):
     """conv3x3 (S seeds as conv groups) -> (BatchNorm2d) -> 2x2 max-pool, with nn.Conv2d's weight and bias.
 
     The bias is added outside the convolution: where there is no BN, after the pool (the same function:
-    max commutes with adding a per-channel constant), on 4x fewer values. Measured on the 2-core CPU:
-    oneDNN's bias gradient of the 3-channel first conv takes 4.5 ms a batch of 128 (its weight gradient
-    1.0 ms, a sum of the same values 0.25 ms). The quick preset's CNN trains 1.15-1.25x faster without it.
+    max commutes with adding a per-channel constant), on 4x fewer values; with BN, before it (BN's batch mean
+    cancels it in training, its running mean keeps it). Measured on the 2-core CPU: oneDNN's bias gradient of
+    the 3-channel first conv takes 4.5 ms a batch of 128 (its weight gradient 1.0 ms, a sum of the same values
+    0.25 ms). Without that bias gradient the quick preset's CNN trains 1.15-1.25x faster.
     """
 
     def __init__(self, n_seeds: int, c_in: int, c_out: int, batchnorm_momentum: float | None = None):
@@ -192,10 +193,10 @@ class SeedConvPool(nn.Module):
 
 
 def max_pool_2x2(h: torch.Tensor) -> torch.Tensor:
-    """F.max_pool2d(h, 2) for even H, W. Without autograd (evaluation) it is two maximums of strided views:
-    the same values at half the time (measured: 5 vs 10 ms for 1,000 width-16 maps), as F.max_pool2d
-    also writes the indices a backward would need."""
-    if h.requires_grad:
+    """F.max_pool2d(h, 2) for even H, W. On CPU, for a tensor that needs no gradient (evaluation), two maximums
+    of strided views: the same values at half the time (measured: 5 vs 10 ms for h of [1000, 16, 32, 32]), as
+    F.max_pool2d also writes the indices a backward would need."""
+    if h.requires_grad or not h.is_cpu:
         return F.max_pool2d(h, 2)
     rows = torch.maximum(h[..., 0::2, :], h[..., 1::2, :])
     return torch.maximum(rows[..., 0::2], rows[..., 1::2])

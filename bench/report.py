@@ -89,11 +89,15 @@ def method_text(df: pd.DataFrame) -> list[str]:
         "for techniques that read it, the validation pass) until the validation metric first reaches none's best "
         "on the same seed (same init and, for the MLP, the same data draw); mean over the seeds that reached it "
         "(k/n). Seconds to result = wall time to the reported checkpoint. Per-epoch ×none = median epoch step "
-        "time per seed, one measurement per timed run (stacked MLP seeds share one: n=1), noise = its IQR/median.",
+        "time, one measurement per timed run (stacked MLP seeds share one: n=1), noise = the IQR/median of both "
+        "cells' epochs and yardsticks in quadrature. Cost ratios (time to target, per-epoch) count time in units of "
+        "a yardstick timed just before each run: a step of the plain network (none) on the same data and machine. "
+        "Cells run minutes apart and this machine's speed drifts (cells adding no work per step timed up to 1.5× "
+        "none in raw seconds), so raw seconds are shown but never compared across cells.",
         f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
         "claimed = at most Low, 'Medium-High' = at least Medium-High); a claim "
         "uses the time-to-target ratio (its noise: the relative 95% CIs of both means) when at least half of the "
-        "technique's seeds and one of none's reached the target, else the per-epoch ratio (noise: IQR/median), and "
+        "technique's seeds and one of none's reached the target, else the per-epoch ratio, and "
         "is supported/not supported only when ratio ± noise stays inside/outside the claimed band.",
         "- Not testable here: the regularizer never acted (early stopping never stopped, the LR never changed, or "
         "rows identical to none's), or the rows are missing.", ""]

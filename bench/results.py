@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: rows carry reference_step_seconds / _iqr, the cost yardstick (train.reference_step_seconds)
 # The row key covers what changes the result, and nothing else. Fields left at their dataclass default are
 # not hashed, so adding a config field (at a default that keeps the old behaviour) keeps every stored key;
 # bump KEY_VERSION when a change of code or of a default changes what an existing key's experiment does.

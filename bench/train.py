@@ -29,6 +29,7 @@ CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time 
 CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
 CURVE_POINTS = 5  # by default a curve point every epochs // 5 epochs and at the last: every epochs // 10 cost CIFAR 7.5% of its training
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
+REFERENCE_STEPS, REFERENCE_REPEATS = 4, 5  # the yardstick before each run: 5 timed passes over 4 batches
 
 
 def sync(device: torch.device) -> None:
@@ -200,6 +201,29 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     return running / n
 
 
+def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
+    """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
+    before a run: the median of REFERENCE_REPEATS passes over REFERENCE_STEPS batches, and their IQR / median.
+
+    The yardstick of cost: the report divides a run's times by it, so a technique and none compare as if timed
+    at the same moment. On the shared 2-core dev VM, cells that add no work per step (l2, adamw, ema) timed
+    1.4-1.5x none's per-epoch step time a few minutes later in one `make bench` run, with a 3-17% IQR inside
+    each cell. It does not touch the run's random streams: make_trainer reseeds them for the run itself."""
+    tr = make_trainer(task, TechniqueConfig(), seeds, device)
+    part = data.train.head(REFERENCE_STEPS * task.batch_size)
+    lr = torch.full((len(seeds),), task.lr, device=device)
+    times = []
+    for _ in range(REFERENCE_REPEATS):
+        sync(device)
+        t0 = time.perf_counter()
+        train_epoch(tr, part, lr)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    per_step = torch.tensor(times) / math.ceil(len(part) / task.batch_size)
+    q1, median, q3 = (float(v) for v in per_step.quantile(torch.tensor([0.25, 0.5, 0.75])))
+    return median, (q3 - q1) / median
+
+
 def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], data: TaskData,
                 device: torch.device, progress: bool = False, autograd: bool = False) -> list[dict]:
     """Train one cell for all `seeds` at once; return one metrics dict per seed.
@@ -207,7 +231,9 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     Every epoch: the training steps, then the validation pass (early stopping, the LR schedule and
     best-epoch selection read it), then the epoch-end hooks; every `curve_every` epochs and at the
     end also a learning-curve point on at most CURVE_MAX train and test samples. Each part is timed
-    on its own, so a technique is charged only for what it uses."""
+    on its own, so a technique is charged only for what it uses; before the run, the yardstick of
+    reference_step_seconds."""
+    reference = reference_step_seconds(task, seeds, data, device)
     tr = make_trainer(task, technique, seeds, device, autograd)
     S, model = tr.n_seeds, tr.model
 
@@ -258,7 +284,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
             break
     for reg in tr.regs:
         reg.finish(state)
-    return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, seconds, seeds)
+    return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, seconds, seeds, reference)
 
 
 def curve_point(measure, data: TaskData) -> dict:
@@ -292,7 +318,7 @@ def seed_history(history: list[dict], s: int, epochs: int) -> list[dict]:
 
 
 def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch: torch.Tensor, history: list[dict],
-                  initial_val: torch.Tensor, seconds: dict, seeds: list[int]) -> list[dict]:
+                  initial_val: torch.Tensor, seconds: dict, seeds: list[int], reference: tuple[float, float]) -> list[dict]:
     """Final (eval-mode, full splits) metrics, best epoch, timing and weight statistics of each seed.
 
     Timing is the stacked run's, shared equally by its S seeds: the report takes per-epoch cost once
@@ -338,6 +364,8 @@ def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch
             "n_seeds_stacked": S,
             "epoch_seconds_median": median,  # the whole stack's training steps per epoch
             "epoch_seconds_iqr": q3 - q1,
+            "reference_step_seconds": reference[0],  # the whole stack's, like epoch_seconds_median
+            "reference_step_iqr": reference[1],  # relative: IQR / median
             "samples_per_s": len(data.train) * S / median,
             "initial_val_loss": float(initial_val[s]),
             "peak_memory_mb": mem,

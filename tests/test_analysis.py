@@ -9,11 +9,13 @@ import pytest
 from scipy import stats
 
 from bench.analysis import SchemaError, curves_frame, metric, read_rows, tasks_of, to_frame
-from bench.measures import never_acted, not_testable, target, time_to_target, underfits
+from bench.comparisons import measured_cost
+from bench.results import SCHEMA_VERSION
+from bench.measures import epoch_overhead, never_acted, not_testable, target, time_to_target, tt_summary, underfits
 from bench.selection import choose_on_validation, sweep_grids, tuned_cells
 from bench.stats import holm, judge, min_detectable, paired
 from bench.techniques import combinations, order_techniques, singles
-from tests.rows_v2 import make_row, new_technique_row, write_rows
+from tests.fake_rows import make_row, new_technique_row, write_rows
 
 
 def test_holm_matches_known_adjusted_p_values():
@@ -91,6 +93,26 @@ def _one(row):
     return next(to_frame([row]).itertuples())
 
 
+@pytest.mark.parametrize("task", ["mlp", "cifar"])
+def test_cost_ratios_count_in_the_yardstick_so_the_machines_drift_cancels(task):
+    """l2 adds no work per step: timed on a 1.5x slower machine its raw epoch time is 1.5x none's, yet its cost
+    ratios (per epoch and time to target, both in reference steps) stay at 1; dropout keeps its own overhead."""
+    none = to_frame([make_row(task, "none", s) for s in range(3)])
+    slow_l2 = to_frame([make_row(task, "l2", s, slowdown=1.5) for s in range(3)])
+    raw = slow_l2.epoch_seconds_median.mean() / none.epoch_seconds_median.mean()
+    assert raw == pytest.approx(1.5, rel=0.05)
+    ratio, runs, noise = epoch_overhead(slow_l2, none)
+    assert ratio == pytest.approx(1.0, abs=0.05) and runs >= 1 and 0 < noise < 0.2
+    goal = target(none, task)
+    slow, normal = (measured_cost(cell, none, task, goal, tt_summary(none, goal, task))
+                    for cell in (slow_l2, to_frame([make_row(task, "l2", s) for s in range(3)])))
+    assert slow["tt"]["seconds"].mean == pytest.approx(1.5 * normal["tt"]["seconds"].mean, rel=0.05)  # raw seconds
+    assert slow["ratio"] == pytest.approx(normal["ratio"], rel=0.05) and slow["word"] == "Negligible"
+    dropout = to_frame([make_row(task, "dropout", s, slowdown=1.5) for s in range(3)])
+    expected = {"mlp": 1.35, "cifar": 1.03}[task]  # the fixture's dropout overhead
+    assert epoch_overhead(dropout, none)[0] == pytest.approx(expected, rel=0.06)
+
+
 def test_time_to_target_on_hand_made_histories():
     hist = [{"epoch": 1, "train_s": 1.0, "val_loss": 1.0, "val_acc": 0.30},
             {"epoch": 2, "train_s": 1.0, "val_loss": 0.8, "val_acc": 0.50},
@@ -139,7 +161,7 @@ def test_never_acted_flags():
 
 def test_reader_skips_broken_old_and_foreign_files_and_refuses_newer(tmp_path):
     runs = write_rows(tmp_path / "runs", [make_row("mlp", "none", 0, epochs=3)])
-    (runs / "cut.json").write_text('{"schema_version": 2, "tas')
+    (runs / "cut.json").write_text('{"schema_version": %d, "tas' % SCHEMA_VERSION)
     (runs / "other.json").write_text(json.dumps({"some": "tool"}))
     (runs / "old.json").write_text(json.dumps({"schema_version": 1}))
     with pytest.warns(UserWarning) as caught:
@@ -147,8 +169,8 @@ def test_reader_skips_broken_old_and_foreign_files_and_refuses_newer(tmp_path):
     assert len(rows) == 1
     named = " ".join(str(w.message) for w in caught)
     assert all(f"{name}:" in named for name in ("cut.json", "other.json", "old.json"))
-    (runs / "new.json").write_text(json.dumps({"schema_version": 3}))
-    with pytest.raises(SchemaError, match="schema version 3"), warnings.catch_warnings():
+    (runs / "new.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(SchemaError, match=f"schema version {SCHEMA_VERSION + 1}"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         read_rows(runs)
 

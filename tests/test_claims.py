@@ -9,7 +9,7 @@ from bench.claims import (NOT_TESTED, all_claims, claim_bn_depth, claim_combinat
                           combine)
 from bench.comparisons import cost_verdict, tables_vs_none, versus_none
 from bench.stats import holm
-from tests.rows_v2 import make_row, new_technique_row, small_rows
+from tests.fake_rows import make_row, new_technique_row, small_rows
 
 
 @pytest.fixture(scope="module")

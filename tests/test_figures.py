@@ -8,7 +8,7 @@ from bench.comparisons import tables_vs_none
 from bench.figures import (pareto_front, plot_curves, plot_delta_heatmap, plot_pareto, plot_sweep, save_figures,
                            technique_colours)
 from bench.tables import headline, side_by_side
-from tests.rows_v2 import new_technique_row, result_set, small_rows
+from tests.fake_rows import new_technique_row, result_set, small_rows
 
 NEW = {"label_smoothing": {"label_smoothing": {"eps": 0.1}},  # a piece this checkout's config may know
        "shake_shake": {"shake_shake": {"alpha": 0.5}}}  # a piece no config knows

@@ -83,6 +83,7 @@ def test_conv_pool_is_torchs_conv_bn_maxpool_with_the_same_gradients(momentum, l
     x = torch.randn(5, 6, 8, 8).contiguous(memory_format=layout)
     out, ref_out = block(x), ref(x)
     torch.testing.assert_close(out, ref_out)
+    assert out.is_contiguous(memory_format=layout)
     g = torch.randn_like(out)
     out.backward(g)
     ref_out.backward(g)
@@ -92,7 +93,9 @@ def test_conv_pool_is_torchs_conv_bn_maxpool_with_the_same_gradients(momentum, l
         torch.testing.assert_close(p.grad, q.grad)
     block.eval(), ref.eval()
     with torch.no_grad():
-        torch.testing.assert_close(block(x), ref(x))
+        out = block(x)
+        torch.testing.assert_close(out, ref(x))
+        assert out.is_contiguous(memory_format=layout)
 
 
 def test_dropout_and_batchnorm_are_placed_only_when_asked():

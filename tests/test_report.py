@@ -11,7 +11,7 @@ from bench.analysis import to_frame
 from bench.comparisons import tables_vs_none
 from bench.report import build_report, main
 from bench.tables import article_table
-from tests.rows_v2 import SWEEP_VALUES, TASKS, make_row, small_rows, write_rows
+from tests.fake_rows import SWEEP_VALUES, TASKS, make_row, small_rows, write_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ({f"{kind}_{task}.png" for kind in ("pareto", "curves") for task in TASKS}  # the fixture's tasks and sweeps

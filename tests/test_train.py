@@ -8,7 +8,7 @@ import bench.run as run_module
 import bench.train as train_module
 from bench.config import ConfigError, EarlyStoppingConfig, technique_names
 from bench.data import Split
-from bench.results import load_rows
+from bench.results import SCHEMA_VERSION, load_rows
 from bench.run import pick_device, run_cell
 from bench.tasks import get_task
 from bench.models import mse_per_seed
@@ -137,6 +137,21 @@ def test_same_seed_gives_identical_metrics_even_with_dropout_and_augmentation():
     assert c[0]["final"] != a[0]["final"]
 
 
+def test_the_yardstick_is_timed_before_the_run_and_changes_nothing_in_it(monkeypatch):
+    """Each run's rows carry the plain network's step time, measured first; the run's results are the same as
+    without it (its model and batches draw before the run reseeds its random streams)."""
+    measured = run("technique=all", "task.epochs=3", seeds=(3, 4))
+    assert all(r["reference_step_seconds"] > 0 and r["reference_step_iqr"] >= 0 for r in measured)
+    calls = []
+    monkeypatch.setattr(train_module, "reference_step_seconds", lambda task, seeds, *_: calls.append(seeds) or (1.0, 0.0))
+    skipped = run("technique=all", "task.epochs=3", seeds=(3, 4))
+    assert calls == [[3, 4]] and skipped[0]["reference_step_seconds"] == 1.0
+    for a, b in zip(measured, skipped):
+        assert a["final"] == b["final"]
+        assert [{k: v for k, v in h.items() if k != "train_s"} for h in a["history"]] == \
+               [{k: v for k, v in h.items() if k != "train_s"} for h in b["history"]]
+
+
 def test_a_diverging_seed_is_recorded_and_the_others_go_on():
     rows = run("technique=none", "task.lr=1000", "task.epochs=3", seeds=(0,))
     assert rows[0]["status"] == "diverged" and rows[0]["diverged_epoch"] == 1
@@ -156,13 +171,14 @@ def test_row_has_every_promised_field(tmp_path):
     assert sorted(r["key"] for r in rows) == sorted(r["key"] for r in outcome["rows"])
     assert sorted(r["seed"] for r in rows) == [0, 1]
     row = rows[0]
-    assert row["schema_version"] == 2 and row["status"] == "ok"
+    assert row["schema_version"] == SCHEMA_VERSION and row["status"] == "ok"
     assert row["config"]["technique"]["early_stopping"]["patience_frac"] == 0.1
     for key in ("train_loss", "val_loss", "test_loss", "gap"):
         assert key in row["final"]
     assert row["final"]["gap"] == pytest.approx(row["final"]["test_loss"] - row["final"]["train_loss"])
     for key in ("epochs_run", "max_epochs", "best_epoch", "history", "train_seconds", "val_seconds_per_epoch",
                 "hook_seconds_per_epoch", "seconds_to_result", "epoch_seconds_median", "epoch_seconds_iqr",
+                "reference_step_seconds", "reference_step_iqr",
                 "cell_run_id", "uses_validation", "lr_reductions", "samples_per_s", "peak_memory_mb", "n_params",
                 "weight_l2_norm", "frac_weights_below_1e-3", "frac_weights_zero", "noise_floor", "data_resampled"):
         assert key in row, key

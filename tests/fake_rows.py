@@ -1,4 +1,4 @@
-"""Synthetic schema-v2 result rows (ROWS_V2): both tasks, every grid, several seeds, per-epoch histories.
+"""Synthetic result rows of the current schema: both tasks, every grid, several seeds, per-epoch histories.
 
 `make_row` builds one row from a few knobs; `result_set` writes a whole `make bench`-like run into a folder.
 Effects follow one "regularization level" L per cell (0 = none, about 1 = best, >= 5 = stops learning), with a
@@ -14,6 +14,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from bench.results import SCHEMA_VERSION
 
 TASK_CFG = {
     "mlp": dict(name="mlp", epochs=300, steps=None, batch_size=25, lr=1e-3, n_train=100, n_val=100, n_test=2000,
@@ -114,9 +116,11 @@ def history(task: str, epochs: int, tau: float, best_epoch: int, start: float, b
 
 def make_row(task: str, technique: str, seed: int, *, grid: str = "article", value: float | None = None,
              task_overrides: dict | None = None, preset: str = "quick", commit: str = "abc1234",
-             device: str = "cpu (x86_64)", epochs: int | None = None, **final_overrides) -> dict:
-    """One realistic v2 row; `final_overrides` replace final metrics (train_acc=..., test_loss=...) or top-level
-    fields (stopped_early=..., history=...)."""
+             device: str = "cpu (x86_64)", epochs: int | None = None, slowdown: float = 1.0,
+             **final_overrides) -> dict:
+    """One realistic row; `final_overrides` replace final metrics (train_acc=..., test_loss=...) or top-level
+    fields (stopped_early=..., history=...). `slowdown`: how much slower the machine ran this cell (every time
+    in the row, its yardstick included)."""
     tcfg = {**TASK_CFG[task], **(task_overrides or {})}
     if epochs is not None:
         tcfg["epochs"] = epochs
@@ -133,7 +137,9 @@ def make_row(task: str, technique: str, seed: int, *, grid: str = "article", val
     pieces = TECHNIQUES[technique]
     cost = math.prod(COST[p if p != "l2" or not cfg["l2"]["decoupled"] else "adamw"][task == "cifar"] for p in pieces)
     stacked = 10 if task == "mlp" else 1
-    epoch_s = (0.004 if task == "mlp" else 1.8) * cost * (1 + 0.02 * rng.normal())
+    base_epoch_s = (0.004 if task == "mlp" else 1.8) * slowdown  # none's epoch on the machine of this cell
+    epoch_s = base_epoch_s * cost * (1 + 0.02 * rng.normal())
+    reference_step_s = base_epoch_s / math.ceil(tcfg["n_train"] / tcfg["batch_size"])
     tau = E / 8 * math.prod(SLOW.get(p, 1.0) for p in pieces) * (1 + 0.2 * stall)
     best_epoch = max(2, int(E * (0.55 + 0.3 * min(L, 1))) + int(rng.integers(-2, 3)))
     if task == "mlp":
@@ -181,7 +187,7 @@ def make_row(task: str, technique: str, seed: int, *, grid: str = "article", val
     run_id = f"{task}-{grid}-{technique}-{value}-{tcfg['depth']}-{tcfg['n_train']}"
     run_id += "" if task == "mlp" else f"-{seed}"  # stacked MLP seeds share one timed run
     row = {
-        "schema_version": 2, "key": f"{run_id}-s{seed}",
+        "schema_version": SCHEMA_VERSION, "key": f"{run_id}-s{seed}",
         "config": {"task": tcfg, "technique": cfg, "preset": preset, "grid": grid, "device_type": "cpu"},
         "task": task, "technique": technique, "preset": preset, "grid": grid,
         "training_mode": "vectorized" if task == "mlp" else "sequential",
@@ -193,7 +199,8 @@ def make_row(task: str, technique: str, seed: int, *, grid: str = "article", val
         "train_seconds": train_seconds, "val_seconds_per_epoch": val_s, "hook_seconds_per_epoch": hook_s,
         "seconds_to_result": train_seconds + epochs_run * (hook_s + (val_s if uses_val else 0)),
         "cell_run_id": run_id, "n_seeds_stacked": stacked, "epoch_seconds_median": epoch_s,
-        "epoch_seconds_iqr": 0.03 * epoch_s, "samples_per_s": tcfg["n_train"] * stacked / epoch_s,
+        "epoch_seconds_iqr": 0.03 * epoch_s, "reference_step_seconds": reference_step_s, "reference_step_iqr": 0.03,
+        "samples_per_s": tcfg["n_train"] * stacked / epoch_s,
         "initial_val_loss": initial, "noise_floor": floor, "n_params": 11301 if task == "mlp" else 70000,
         "weight_l2_norm": 8.0 / (1 + L), "frac_weights_zero": frac_zero,
         "frac_weights_below_1e-3": max(frac_zero, 0.01 + 0.05 * bool(l1)), "peak_memory_mb": 500.0,
@@ -229,7 +236,7 @@ def write_rows(folder: str | Path, rows: list[dict]) -> Path:
 
 def result_set(seeds: dict | None = None, tasks=("mlp", "cifar"), grids=None, epochs: dict | None = None,
                **kw) -> list[dict]:
-    """Rows of every grid of ROWS_V2 (article, the sweeps, depth, train_size) for the given tasks."""
+    """Rows of every grid of these rows (article, the sweeps, depth, train_size) for the given tasks."""
     seeds = seeds or {"mlp": 10, "cifar": 3}
     epochs = epochs or {}
     grids = grids or ("article", *SWEEP_VALUES, "depth", "train_size")
