@@ -96,13 +96,19 @@ def not_testable(cell: pd.DataFrame, none: pd.DataFrame, why: list[str] | None =
 def epoch_overhead(cell: pd.DataFrame, none: pd.DataFrame) -> tuple[float, int, float]:
     """(per-epoch step time / none's, number of timed runs of the cell, relative noise) with ONE measurement per
     cell_run_id (stacked seeds share one), each run's time in units of the reference step timed before it.
-    Noise: the four relative spreads (each cell's epochs, each cell's yardstick; medians over runs) in quadrature."""
+    Noise, per cell, in quadrature: with 2+ runs the relative 95% CI of that measure across runs (drift the
+    yardstick did not catch shows there); with one run its epochs' and its yardstick's IQR / median."""
     def runs(c):
         r = c.drop_duplicates("cell_run_id")
-        return (r.epoch_seconds_median / r.reference_step_seconds,
-                [(r.epoch_seconds_iqr / r.epoch_seconds_median).median(), r.reference_step_iqr.median()])
+        return r.epoch_seconds_median / r.reference_step_seconds, r
 
-    (t, tn), (b, bn) = runs(cell), runs(none)
+    def noise(t, r):
+        t = t.dropna()
+        if len(t) >= 2:
+            return mean_ci(t).half / t.mean()
+        return float(np.hypot((r.epoch_seconds_iqr / r.epoch_seconds_median).median(), r.reference_step_iqr.median()))
+
+    (t, rt), (b, rb) = runs(cell), runs(none)
     if t.dropna().empty or b.dropna().empty:
         return float("nan"), 0, float("nan")
-    return float(t.mean() / b.mean()), int(t.notna().sum()), float(np.sqrt(sum(x * x for x in tn + bn)))
+    return float(t.mean() / b.mean()), int(t.notna().sum()), float(np.hypot(noise(t, rt), noise(b, rb)))

@@ -91,9 +91,11 @@ def method_text(df: pd.DataFrame) -> list[str]:
         "(k/n). Seconds to result = wall time to the reported checkpoint. Per-epoch ×none = median epoch step "
         "time, one measurement per timed run (stacked MLP seeds share one: n=1), noise = the IQR/median of both "
         "cells' epochs and yardsticks in quadrature. Cost ratios (time to target, per-epoch) count time in units of "
-        "a yardstick timed just before each run: a step of the plain network (none) on the same data and machine. "
-        "Cells run minutes apart and this machine's speed drifts (cells adding no work per step timed up to 1.5× "
-        "none in raw seconds), so raw seconds are shown but never compared across cells.",
+        "a yardstick timed just before each run: a step of the plain network (none) on the same data and machine "
+        "(cells run minutes apart, and a shared machine's speed drifts: on the 2-core dev VM, cells adding no work "
+        "per step timed up to 1.5× none in raw seconds). Raw seconds are shown but not compared across cells. With "
+        "several timed runs per cell (CIFAR), the per-epoch noise is the 95% CI across runs, which shows drift the "
+        "yardstick missed.",
         f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
         "claimed = at most Low, 'Medium-High' = at least Medium-High); a claim "
         "uses the time-to-target ratio (its noise: the relative 95% CIs of both means) when at least half of the "

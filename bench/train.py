@@ -236,6 +236,8 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     on its own, so a technique is charged only for what it uses; before the run, the yardstick of
     reference_step_seconds."""
     reference = reference_step_seconds(task, seeds, data, device)
+    if device.type == "cuda":  # the cell's peak memory is its own, not the yardstick's
+        torch.cuda.reset_peak_memory_stats(device)
     tr = make_trainer(task, technique, seeds, device, autograd)
     S, model = tr.n_seeds, tr.model
 

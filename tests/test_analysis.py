@@ -113,6 +113,17 @@ def test_cost_ratios_count_in_the_yardstick_so_the_machines_drift_cancels(task):
     assert epoch_overhead(dropout, none)[0] == pytest.approx(expected, rel=0.06)
 
 
+def test_per_epoch_noise_is_the_spread_across_runs_when_a_cell_has_several():
+    """CIFAR cells time 3 runs: a yardstick that missed the drift shows as spread across them, and widens the noise."""
+    none = to_frame([make_row("cifar", "none", s) for s in range(3)])
+    steady = to_frame([make_row("cifar", "l2", s) for s in range(3)])
+    uneven = to_frame([make_row("cifar", "l2", s, epoch_seconds_median=1.8 * f) for s, f in enumerate((0.8, 1.0, 1.4))])
+    quiet, loud = epoch_overhead(steady, none)[2], epoch_overhead(uneven, none)[2]
+    spread = np.array([0.8, 1.0, 1.4])
+    expected = stats.t.ppf(0.975, 2) * spread.std(ddof=1) / math.sqrt(3) / spread.mean()
+    assert loud > expected > 3 * quiet
+
+
 def test_time_to_target_on_hand_made_histories():
     hist = [{"epoch": 1, "train_s": 1.0, "val_loss": 1.0, "val_acc": 0.30},
             {"epoch": 2, "train_s": 1.0, "val_loss": 0.8, "val_acc": 0.50},
