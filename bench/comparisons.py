@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import metric, tasks_of
-from bench.measures import epoch_overhead, never_acted, not_testable, target, tt_summary, underfits
+from bench.measures import epoch_overhead, in_reference_steps, never_acted, not_testable, target, tt_summary, underfits
 from bench.selection import default_cells, tuned_cells
 from bench.stats import EQUIVALENCE, Paired, holm, judge, mean_ci, paired, with_reason
 from bench.techniques import BASELINE, order_techniques
@@ -41,6 +41,7 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
             "technique": tech, "n": len(c), "test": mean_ci(c.test_metric), "d": d, "p": d.p if not skip else np.nan,
             "train": mean_ci(c.train_metric), "gap": mean_ci(c.gap), "acc_gap": mean_ci(c.acc_gap),
             "tt": cost["tt"], "cost": cost, "result_s": mean_ci(c.seconds_to_result),
+            "result_steps": mean_ci([in_reference_steps(r.seconds_to_result, r) for r in c.itertuples()]),
             "underfits": tech != BASELINE and underfits(c, none, task), "never_acted": acted,
             "skip": skip, "not_ok": 0 if tuned else int((all_seeds.status != "ok").sum()),
             "chosen": chosen.get(tech, (None, None, 1, ""))})

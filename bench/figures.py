@@ -107,10 +107,10 @@ def plot_pareto(tables: dict, df: pd.DataFrame, task: str, colours: dict | None 
         return None
     colours, pieces = colours or technique_colours(df), technique_pieces(df)
     fig, ax = plt.subplots(figsize=(8.5, 5))
-    x = [s.mean for s in t.result_s]
+    x = [s.mean for s in t.result_steps]  # in yardstick steps: cells timed minutes apart compare (see measures)
     y = [s.mean for s in t.test]
     for r, xi, yi in zip(t.itertuples(), x, y):
-        ax.errorbar(xi, yi, xerr=np.nan_to_num(r.result_s.half), yerr=np.nan_to_num(r.test.half),
+        ax.errorbar(xi, yi, xerr=np.nan_to_num(r.result_steps.half), yerr=np.nan_to_num(r.test.half),
                     fmt=marker(r.technique, pieces), color=colour(r.technique, colours), ms=7, capsize=2, lw=0.8,
                     label=r.technique, mfc="white" if r.underfits else colour(r.technique, colours))
     front = pareto_front(x, y, metric(task).higher)
@@ -126,7 +126,8 @@ def plot_pareto(tables: dict, df: pd.DataFrame, task: str, colours: dict | None 
         _plain_log(ax.xaxis)
     adjust_text(texts, x=x, y=y, target_x=[x[i] for i in front], target_y=[y[i] for i in front], ax=ax,
                 expand=(1.3, 1.6), force_static=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="grey", lw=0.5))
-    ax.set_xlabel("seconds to result: wall time to the reported checkpoint (s, mean over seeds)")
+    ax.set_xlabel("time to result: to the reported checkpoint, in steps of the plain network timed before each run "
+                  "(mean over seeds)", fontsize=8)
     ax.set_ylabel(metric(task).axis)
     ax.set_title(f"{task}: test metric vs time, article defaults (grey line: Pareto front, labelled; "
                  f"hollow: underfits)", fontsize=9)
