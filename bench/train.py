@@ -201,6 +201,12 @@ def train_epoch(tr: Trainer, train: Split, lr: torch.Tensor) -> torch.Tensor:
     return running / n
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """First quartile, median and third quartile of a list of timings."""
+    q1, median, q3 = torch.tensor(values).quantile(torch.tensor([0.25, 0.5, 0.75])).tolist()
+    return q1, median, q3
+
+
 def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
     """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
     before a run: the median of REFERENCE_REPEATS passes over REFERENCE_STEPS batches (after one untimed pass),
@@ -221,8 +227,7 @@ def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, d
         train_epoch(tr, part, lr)
         sync(device)
         times.append(time.perf_counter() - t0)
-    per_step = torch.tensor(times) / math.ceil(len(part) / task.batch_size)
-    q1, median, q3 = (float(v) for v in per_step.quantile(torch.tensor([0.25, 0.5, 0.75])))
+    q1, median, q3 = quartiles([t / math.ceil(len(part) / task.batch_size) for t in times])
     return median, (q3 - q1) / median
 
 
@@ -333,8 +338,7 @@ def per_seed_rows(tr: Trainer, data: TaskData, state: EpochState, diverged_epoch
     mem, mem_kind = peak_memory_mb(tr.device)
     n_params = sum(p.numel() for p in tr.model.parameters()) // S
     epochs_total = len(history)
-    step = torch.tensor(seconds["step"])
-    q1, median, q3 = (float(v) for v in step.quantile(torch.tensor([0.25, 0.5, 0.75])))
+    q1, median, q3 = quartiles(seconds["step"])
     val_s, hook_s = seconds["val"] / epochs_total / S, seconds["hooks"] / epochs_total / S
     uses_validation = any(r.uses_validation for r in tr.regs)
     rows = []
