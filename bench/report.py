@@ -89,13 +89,12 @@ def method_text(df: pd.DataFrame) -> list[str]:
         "for techniques that read it, the validation pass) until the validation metric first reaches none's best "
         "on the same seed (same init and, for the MLP, the same data draw); mean over the seeds that reached it "
         "(k/n). Seconds to result = wall time to the reported checkpoint. Per-epoch ×none = median epoch step "
-        "time, one measurement per timed run (stacked MLP seeds share one: n=1), noise = the IQR/median of both "
-        "cells' epochs and yardsticks in quadrature. Cost ratios (time to target, per-epoch) count time in units of "
+        "time, one measurement per timed run (stacked MLP seeds share one: n=1); noise, per cell and combined in "
+        "quadrature: with one run its epochs' and yardstick's IQR/median, with several the 95% CI across runs. Cost ratios (time to target, per-epoch) count time in units of "
         "a yardstick timed just before each run: a step of the plain network (none) on the same data and machine "
         "(cells run minutes apart, and a shared machine's speed drifts: on the 2-core dev VM, cells adding no work "
-        "per step timed up to 1.5× none in raw seconds). Raw seconds are shown but not compared across cells. With "
-        "several timed runs per cell (CIFAR), the per-epoch noise is the 95% CI across runs, which shows drift the "
-        "yardstick missed.",
+        "per step timed up to 1.5× none in raw seconds). Raw seconds are shown but not compared across cells; the "
+        "CI across a cell's runs (CIFAR: 3) shows drift the yardstick missed.",
         f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
         "claimed = at most Low, 'Medium-High' = at least Medium-High); a claim "
         "uses the time-to-target ratio (its noise: the relative 95% CIs of both means) when at least half of the "
