@@ -157,16 +157,18 @@ def app(dict_cfg: DictConfig) -> float | None:
     try:
         set_threads(cfg)
         keep_freed_memory()
-        outcome = run_cell(cfg)
+        outcome = run_cell(cfg, finished=lambda outcome: report_cell(cfg, outcome))
     except (ConfigError, DataError) as e:
         fail(e)
+    return None if "not_applicable" in outcome else validation_error(outcome["rows"])
+
+
+def report_cell(cfg: Config, outcome: dict) -> None:
     cell = f"{cfg.task.name}/{cfg.technique.name}"
     if "not_applicable" in outcome:
-        report(f"{cell}: skipped ({outcome['not_applicable']})")
-        return None
+        return report(f"{cell}: skipped ({outcome['not_applicable']})")
     failed = f", {outcome['failed']} FAILED (run again to retry)" if outcome["failed"] else ""
     report(f"{cell}: {outcome['written']} row(s) written, {outcome['skipped']} already done{failed}", outcome["failed"])
-    return validation_error(outcome["rows"])
 
 
 def interrupt(signum, frame):

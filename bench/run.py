@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import ctypes
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable
 
 import torch
 
@@ -49,18 +53,37 @@ def keep_freed_memory() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and which is never trimmed
 
 
-def run_cell(cfg: Config) -> dict:
+@contextmanager
+def interrupts_held():
+    """Ctrl-C or SIGTERM arriving inside the block is delivered when the block ends (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    held = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def run_cell(cfg: Config, finished: Callable[[dict], None] = lambda outcome: None) -> dict:
     """Train the seeds of one cell that have no finished row yet and write one row per seed.
 
     Returns {"written": n, "skipped": n, "failed": n, "rows": [...]}, plus "not_applicable": why, for a
     technique that has no meaning on this task (nothing is trained or written). A seed whose training raises is
     recorded with status=failed, so one broken cell never stops a grid; a rerun trains it again.
+    `finished(outcome)` is called before returning; an interrupt is held from before the cell's last rows are
+    written until it returns, so a sweep's count of finished cells never lags the rows on disk.
     """
     from bench.results import (cell_config, environment, experiment, finished_row, make_row, row_key, row_path,
                                write_row)
 
     if reason := inapplicable(cfg.technique, cfg.task):
-        return {"written": 0, "skipped": 0, "failed": 0, "rows": [], "not_applicable": reason}
+        return finish({"written": 0, "skipped": 0, "failed": 0, "rows": [], "not_applicable": reason}, finished)
     device = pick_device(cfg.device)
     cell, spec = cell_config(cfg, device), experiment(cfg, device)
     paths = {s: row_path(cfg.results_dir, spec, s) for s in cfg.preset.seed_list()}
@@ -68,7 +91,7 @@ def run_cell(cfg: Config) -> dict:
     done = [row for row in existing.values() if row]
     todo = [s for s, row in existing.items() if not row]
     if not todo:
-        return {"written": 0, "skipped": len(done), "failed": 0, "rows": done}
+        return finish({"written": 0, "skipped": len(done), "failed": 0, "rows": done}, finished)
     vectorized = use_vectorized(cfg, device)
     groups = [todo] if vectorized else [[s] for s in todo]
     env = environment(device)
@@ -84,10 +107,18 @@ def run_cell(cfg: Config) -> dict:
         except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
             metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
         run_id = row_key(spec, seeds)
-        for m in metrics:
-            row = make_row(cell, spec, m["seed"], {**m, "cell_run_id": run_id}, env,
-                           "vectorized" if vectorized else "sequential")
-            write_row(row_path(cfg.results_dir, spec, m["seed"]), row)
-            rows.append(row)
-    failed = sum(r["status"] == "failed" for r in rows)
-    return {"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows}
+        with interrupts_held():
+            for m in metrics:
+                row = make_row(cell, spec, m["seed"], {**m, "cell_run_id": run_id}, env,
+                               "vectorized" if vectorized else "sequential")
+                write_row(row_path(cfg.results_dir, spec, m["seed"]), row)
+                rows.append(row)
+            if seeds is groups[-1]:
+                failed = sum(r["status"] == "failed" for r in rows)
+                return finish({"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows},
+                              finished)
+
+
+def finish(outcome: dict, finished: Callable[[dict], None]) -> dict:
+    finished(outcome)
+    return outcome

@@ -1,5 +1,8 @@
 """The trainer: optimizer equivalence, vectorized == sequential, determinism, divergence, rows and resume."""
 import json
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -203,6 +206,22 @@ def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
     assert (run_cell(more)["written"], run_cell(more)["skipped"]) == (1, 3)
     assert not list(tmp_path.rglob("*.tmp"))
     assert all(json.loads(p.read_text())["seed"] in (0, 1, 2) for p in tmp_path.rglob("*.json"))
+
+
+def test_an_interrupt_as_a_cell_finishes_waits_until_the_cell_is_reported(tmp_path):
+    """Ctrl-C landing between a cell's last row and its "finished" report would make a sweep's count of finished
+    cells lag the rows on disk: it is held until the report is done, then delivered."""
+    reported = []
+
+    def finished(outcome):
+        os.kill(os.getpid(), signal.SIGINT)  # unheld, KeyboardInterrupt is raised here, before the append
+        time.sleep(0.05)
+        reported.append(outcome["written"])
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(make_config("technique=none", f"results_dir={tmp_path}"), finished)
+    assert reported == [1] and len(list(tmp_path.rglob("*.json"))) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handler is back
 
 
 def test_device_choice():
