@@ -216,7 +216,7 @@ def test_cnn_stacked_vs_sequential_seeds(benchmark):
     for run in singles:
         run()
     sequential = time.perf_counter() - t
-    benchmark.pedantic(stacked, rounds=3, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(stacked, rounds=5, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(task="cifar", technique="none", device=str(DEVICE),
                                 sequential_s=sequential, stacked_s=benchmark.stats.stats.median,
                                 stacked_speedup=sequential / benchmark.stats.stats.median)
@@ -244,7 +244,7 @@ def test_measurement_share(benchmark, task):
         measuring = (row["val_seconds_per_epoch"] + row["curve_seconds_per_epoch"]) * row["epochs_run"]
         shares.append(measuring / row["train_seconds"])
 
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=0)
     share = statistics.median(shares)
     benchmark.extra_info.update(task=task, technique="none", device=str(DEVICE), seeds=len(seeds),
                                 epochs=cfg.task.epochs, measurement_share_of_training=share)
@@ -267,8 +267,8 @@ def test_quick_mlp_cell_end_to_end(benchmark, tmp_path):
         subprocess.run([sys.executable, "-c", "import torch"], check=True)
         return time.perf_counter() - t
 
-    benchmark.pedantic(cell, setup=lambda: shutil.rmtree(results, ignore_errors=True), rounds=3, warmup_rounds=1)
-    torch_s = statistics.median(import_torch() for _ in range(3))
+    benchmark.pedantic(cell, setup=lambda: shutil.rmtree(results, ignore_errors=True), rounds=5, warmup_rounds=1)
+    torch_s = statistics.median(import_torch() for _ in range(5))
     rows = [json.loads(p.read_text()) for p in results.rglob("*.json")]
     training_s = rows[0]["train_seconds"] * rows[0]["n_seeds_stacked"]  # the stack's training steps, last round
     ratio = benchmark.stats.stats.median / (torch_s + training_s)
