@@ -31,6 +31,8 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
         c = cells[cells.technique == tech]
         d = paired(c.set_index("seed").test_metric, none.set_index("seed").test_metric) if tech != BASELINE \
             else Paired(np.array([]))
+        gap_d = paired(c.set_index("seed").gap, none.set_index("seed").gap) if tech != BASELINE \
+            else Paired(np.array([]))
         acted = never_acted(c, none)
         skip = not_testable(c, none, acted) if tech != BASELINE else ""
         cost = measured_cost(c, none, task, goal, tt_none)
@@ -39,7 +41,7 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
                        & (df.task_cfg == art.task_cfg.iloc[0])]
         lines.append({
             "technique": tech, "n": len(c), "test": mean_ci(c.test_metric), "d": d, "p": d.p if not skip else np.nan,
-            "train": mean_ci(c.train_metric), "gap": mean_ci(c.gap), "acc_gap": mean_ci(c.acc_gap),
+            "train": mean_ci(c.train_metric), "gap": mean_ci(c.gap), "gap_d": gap_d, "acc_gap": mean_ci(c.acc_gap),
             "tt": cost["tt"], "cost": cost, "result_s": mean_ci(c.seconds_to_result),
             "result_steps": mean_ci([in_reference_steps(r.seconds_to_result, r) for r in c.itertuples()]),
             "underfits": tech != BASELINE and underfits(c, none, task), "never_acted": acted,

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
@@ -79,9 +79,12 @@ def _log_if_wide(ax, values, axis="x", span=10) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
-def _plain_log(axis, minor: bool = False) -> None:
-    """Tick labels like 0.4 and 50 on a log axis (no 4x10^-1); minor ticks labelled only when asked."""
-    plain = FuncFormatter(lambda v, _: f"{v:.2g}")
+def _plain_log(axis, minor: bool = False, one_two_five: bool = False) -> None:
+    """Tick labels like 0.4, 50 and 2000 on a log axis (no 4x10^-1 or 2e+03), major ticks at 1, 2 and 5 times
+    powers of ten when asked (an axis spanning a decade or two); minor ticks labelled only when asked."""
+    plain = FuncFormatter(lambda v, _: f"{v:g}" if v >= 1 else f"{v:.2g}")
+    if one_two_five:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(plain)
     axis.set_minor_formatter(plain if minor else NullFormatter())
 
@@ -123,9 +126,10 @@ def plot_pareto(tables: dict, df: pd.DataFrame, task: str, colours: dict | None 
     _noise_floor(ax, df, task)
     _log_if_wide(ax, x, "x", 5)
     if ax.get_xscale() == "log":
-        _plain_log(ax.xaxis)
+        _plain_log(ax.xaxis, one_two_five=True)  # the x span is at least 5x (see above), seldom 100x
     adjust_text(texts, x=x, y=y, target_x=[x[i] for i in front], target_y=[y[i] for i in front], ax=ax,
-                expand=(1.3, 1.6), force_static=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="grey", lw=0.5))
+                expand=(1.3, 1.6), force_static=(0.3, 0.6), arrowprops=dict(arrowstyle="-", color="grey", lw=0.5),
+                iter_lim=500)  # its default stops after 1 s of iterating: label places then vary with machine speed
     ax.set_xlabel("time to result: to the reported checkpoint, in steps of the plain network timed before each run "
                   "(mean over seeds)", fontsize=8)
     ax.set_ylabel(metric(task).axis)

@@ -10,7 +10,7 @@ from bench.claims import EPOCHS_SAVED, NOT_TESTED, SPARSE
 from bench.comparisons import cost_verdict
 from bench.measures import STOPS_LEARNING
 from bench.selection import DEFAULT_GRIDS, default_cells, default_grid, main_config, ok, sweep_grids, sweep_words
-from bench.stats import fmt, mean_ci
+from bench.stats import EQUIVALENCE, fmt, mean_ci
 from bench.techniques import BASELINE
 
 ARTICLE = {  # technique -> (cost word, best for), the article's table
@@ -95,7 +95,7 @@ def side_by_side(default: pd.DataFrame, tuned: pd.DataFrame, task: str) -> str:
 def article_table(df: pd.DataFrame, tables: dict) -> str:
     rows = []
     for tech, (word, best_for) in ARTICLE.items():
-        cost, gaps, settings = [], {}, ""
+        cost, gaps, underfit, settings = [], {}, [], ""
         for task in tasks_of(df):
             t = tables[task, "default"]
             if t.empty or tech not in set(t.technique):
@@ -103,20 +103,28 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
             r, none = t.set_index("technique").loc[tech], t.set_index("technique").loc[BASELINE]
             c = r.cost
             cost.append(f"{task}: {fmt(c['ratio'])}× by {c['measure']} → {c['word']} ({cost_verdict(c, word)})")
-            if not r.underfits and none.gap.mean:
-                gaps[task] = 1 - r.gap.mean / none.gap.mean
+            if r.underfits:
+                underfit.append(task)
+            elif none.gap.mean:
+                gaps[task] = (1 - r.gap.mean / none.gap.mean, r.gap_d.hi < 0)  # shrink, paired 95% CI below 0
             art = default_cells(df, task)
             settings = art[art.technique == tech].settings.iloc[0]
         if not cost:
             rows.append([f"`{tech}`", word, NOT_TESTED, best_for, NOT_TESTED, "-"])
             continue
-        best = max(gaps, key=gaps.get) if gaps else None
-        measured = f"{best} (loss gap {-gaps[best]:+.0%} vs none's)" if best else "underfits everywhere: not credited"
-        rows.append([f"`{tech}`", word, "; ".join(cost), best_for, measured, settings])
+        rows.append([f"`{tech}`", word, "; ".join(cost), best_for, gap_credit(gaps, underfit), settings])
     header = ["technique", "cost: article", "cost: measured (ratio vs none → word, verdict)", "best for: article",
-              "measured: task where the gap shrank most", "settings"]
+              "measured: loss gap vs none's (bold: a credited shrink)", "settings"]
     tested = any(len(tables[task, "default"]) for task in tasks_of(df))
     return md_table(header, rows) if tested else "_No article rows._"
+
+
+def gap_credit(gaps: dict[str, tuple[float, bool]], underfit: list[str]) -> str:
+    """Each task's change of the loss gap vs none's, in bold where it is credited: a shrink of at least the
+    equivalence margin that is significant (paired by seed, 95% CI below 0), by a technique that does not underfit."""
+    parts = [f"**{t} {-100 * s:+.1f}%**" if credited and s >= EQUIVALENCE else f"{t} {-100 * s:+.1f}%"
+             for t, (s, credited) in gaps.items()]
+    return ", ".join(parts + [f"{t} underfits: not credited" for t in underfit])
 
 
 def sweep_section(df: pd.DataFrame, tables: dict, img) -> list[str]:
