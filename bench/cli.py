@@ -166,9 +166,11 @@ def app(dict_cfg: DictConfig) -> float | None:
 def report_cell(cfg: Config, outcome: dict) -> None:
     cell = f"{cfg.task.name}/{cfg.technique.name}"
     if "not_applicable" in outcome:
-        return report(f"{cell}: skipped ({outcome['not_applicable']})")
-    failed = f", {outcome['failed']} FAILED (run again to retry)" if outcome["failed"] else ""
-    report(f"{cell}: {outcome['written']} row(s) written, {outcome['skipped']} already done{failed}", outcome["failed"])
+        report(f"{cell}: skipped ({outcome['not_applicable']})")
+    else:
+        failed = f", {outcome['failed']} FAILED (run again to retry)" if outcome["failed"] else ""
+        report(f"{cell}: {outcome['written']} row(s) written, {outcome['skipped']} already done{failed}",
+               outcome["failed"])
 
 
 def interrupt(signum, frame):

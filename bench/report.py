@@ -85,8 +85,8 @@ def method_text(df: pd.DataFrame) -> list[str]:
         f"- Underfits: CIFAR train accuracy more than {UNDERFIT_ACC:.2f} below none's; MLP train MSE above "
         f"{UNDERFIT_FLOOR}× the noise floor and above none's (a model that learned the teacher sits near the floor "
         "on its own training set). An underfitting technique is never credited with a smaller gap; the article "
-        f"table credits a smaller loss gap only where it is at least {EQUIVALENCE:.0%} of none's (the equivalence "
-        "margin) and the paired 95% CI of technique − none (by seed) lies below 0.",
+        "table credits a smaller loss gap only where the 95% t CI of technique − none, paired by seed and not "
+        f"adjusted for multiplicity, lies below −{EQUIVALENCE:.0%} of none's gap (the equivalence margin).",
         "- Cost: time to target = epochs and wall seconds (cumulative train time, plus per epoch the hook and, "
         "for techniques that read it, the validation pass) until the validation metric first reaches none's best "
         "on the same seed (same init and, for the MLP, the same data draw); mean over the seeds that reached it "
@@ -96,7 +96,9 @@ def method_text(df: pd.DataFrame) -> list[str]:
         "a yardstick timed just before each run: a step of the plain network (none) on the same data and machine "
         "(cells run minutes apart, and a shared machine's speed drifts: on the 2-core dev VM, cells adding no work "
         "per step timed up to 1.5× none in raw seconds). Raw seconds are shown but not compared across cells; the "
-        "CI across a cell's runs (CIFAR: 3) shows drift the yardstick missed.",
+        "CI across a cell's runs (CIFAR: 3) shows drift the yardstick missed; a cell with one timed run (the "
+        "MLP's) cannot show it, so its noise is a lower bound (README, 'Cost, as the report measures it': how "
+        "far off it can be).",
         f"- Cost words: ratio < {COST_WORDS[0][0]} Negligible, < {COST_WORDS[1][0]} Low, else Medium-High ('Low' "
         "claimed = at most Low, 'Medium-High' = at least Medium-High); a claim "
         "uses the time-to-target ratio (its noise: the relative 95% CIs of both means) when at least half of the "

@@ -129,7 +129,7 @@ def write_row(path: Path, row: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:  # interrupted (Ctrl-C, SIGTERM) before the rename: leave no temp file
+    finally:  # failed or interrupted before the rename: leave no temp file
         tmp.unlink(missing_ok=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable
 
 import torch
@@ -55,7 +55,9 @@ def keep_freed_memory() -> None:
 
 @contextmanager
 def interrupts_held():
-    """Ctrl-C or SIGTERM arriving inside the block is delivered when the block ends (main thread only)."""
+    """Ctrl-C or SIGTERM arriving inside the block is delivered when the block ends normally (main thread only;
+    an exception leaving the block is raised as it is). A launcher that SIGKILLs its workers (joblib, when its
+    parent is interrupted) can still stop one inside the block: the rows it wrote are whole and a rerun skips them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -66,8 +68,8 @@ def interrupts_held():
     finally:
         for s, handler in held.items():
             signal.signal(s, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+    if caught:
+        signal.raise_signal(caught[0])
 
 
 def run_cell(cfg: Config, finished: Callable[[dict], None] = lambda outcome: None) -> dict:
@@ -97,26 +99,26 @@ def run_cell(cfg: Config, finished: Callable[[dict], None] = lambda outcome: Non
     env = environment(device)
     data = get_task(cfg.task.name).load_data(cfg.task, device, todo)
     rows = []  # this run's
-    for seeds in groups:
-        first = todo.index(seeds[0])
-        try:
-            metrics = train_seeds(cfg.task, cfg.technique, seeds, data.of_seeds(first, first + len(seeds)),
-                                  device, cfg.progress)
-        except ConfigError:  # a config that can never work is the user's to fix, not a row to retry
-            raise
-        except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
-            metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
-        run_id = row_key(spec, seeds)
-        with interrupts_held():
+    with ExitStack() as hold:
+        for seeds in groups:
+            first = todo.index(seeds[0])
+            try:
+                metrics = train_seeds(cfg.task, cfg.technique, seeds, data.of_seeds(first, first + len(seeds)),
+                                      device, cfg.progress)
+            except ConfigError:  # a config that can never work is the user's to fix, not a row to retry
+                raise
+            except (RuntimeError, ValueError) as e:  # e.g. out of memory: record it, keep the grid going
+                metrics = [{"seed": s, "status": "failed", "error": f"{type(e).__name__}: {e}"} for s in seeds]
+            if seeds is groups[-1]:  # the cell's last rows and its report land together
+                hold.enter_context(interrupts_held())
+            run_id = row_key(spec, seeds)
             for m in metrics:
                 row = make_row(cell, spec, m["seed"], {**m, "cell_run_id": run_id}, env,
                                "vectorized" if vectorized else "sequential")
                 write_row(row_path(cfg.results_dir, spec, m["seed"]), row)
                 rows.append(row)
-            if seeds is groups[-1]:
-                failed = sum(r["status"] == "failed" for r in rows)
-                return finish({"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows},
-                              finished)
+        failed = sum(r["status"] == "failed" for r in rows)
+        return finish({"written": len(todo), "skipped": len(done), "failed": failed, "rows": done + rows}, finished)
 
 
 def finish(outcome: dict, finished: Callable[[dict], None]) -> dict:

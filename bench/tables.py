@@ -105,8 +105,9 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
             cost.append(f"{task}: {fmt(c['ratio'])}× by {c['measure']} → {c['word']} ({cost_verdict(c, word)})")
             if r.underfits:
                 underfit.append(task)
-            elif none.gap.mean:
-                gaps[task] = (1 - r.gap.mean / none.gap.mean, r.gap_d.hi < 0)  # shrink, paired 95% CI below 0
+            elif none.gap.mean > 0:  # shrink, and whether its paired 95% CI lies beyond the margin
+                margin = EQUIVALENCE * none.gap.mean
+                gaps[task] = (1 - r.gap.mean / none.gap.mean, np.isfinite(r.gap_d.p) and r.gap_d.hi < -margin)
             art = default_cells(df, task)
             settings = art[art.technique == tech].settings.iloc[0]
         if not cost:
@@ -120,10 +121,9 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
 
 
 def gap_credit(gaps: dict[str, tuple[float, bool]], underfit: list[str]) -> str:
-    """Each task's change of the loss gap vs none's, in bold where it is credited: a shrink of at least the
-    equivalence margin that is significant (paired by seed, 95% CI below 0), by a technique that does not underfit."""
-    parts = [f"**{t} {-100 * s:+.1f}%**" if credited and s >= EQUIVALENCE else f"{t} {-100 * s:+.1f}%"
-             for t, (s, credited) in gaps.items()]
+    """Each task's change of the loss gap vs none's, in bold where it is credited (see article_table)."""
+    change = lambda shrink: f"{0.0 - 100 * shrink:+.1f}%"  # noqa: E731  (0.0 - : no "-0.0%")
+    parts = [f"**{t} {change(s)}**" if credited else f"{t} {change(s)}" for t, (s, credited) in gaps.items()]
     return ", ".join(parts + [f"{t} underfits: not credited" for t in underfit])
 
 

@@ -214,15 +214,16 @@ def test_an_underfitting_technique_gets_no_credit_for_its_gap():
     assert "| cifar underfits: not credited |" in line
 
 
-def test_a_smaller_gap_is_credited_only_beyond_the_margin_with_its_paired_ci_below_zero():
-    """l2's gap is 0.3 below none's on every seed; dropout's is 0.05 below on average but swings by seed;
-    l1's is 1% below on every seed: significant, but within the equivalence margin (2%)."""
+def test_a_smaller_gap_is_credited_only_where_its_paired_ci_lies_beyond_the_margin():
+    """l2's gap is about 0.3 below none's on every seed; dropout's 0.05 below on average but it swings by seed;
+    l1's 1% below, give or take 0.1%: significantly smaller, but not beyond the equivalence margin (2%)."""
     rows = []
-    for seed, swing in enumerate((-0.4, 0.35, -0.1)):
-        rows += [make_row("cifar", "none", seed, epochs=6, train_acc=0.99, gap=1.0 + 0.1 * seed),
-                 make_row("cifar", "l2", seed, epochs=6, train_acc=0.99, gap=0.7 + 0.1 * seed),
-                 make_row("cifar", "dropout", seed, epochs=6, train_acc=0.99, gap=1.0 + 0.1 * seed + swing),
-                 make_row("cifar", "l1", seed, epochs=6, train_acc=0.99, gap=0.99 * (1.0 + 0.1 * seed))]
+    for seed, (swing, jitter) in enumerate(((-0.4, 0.01), (0.35, -0.01), (-0.1, 0.0))):
+        none_gap = 1.0 + 0.1 * seed
+        rows += [make_row("cifar", "none", seed, epochs=6, train_acc=0.99, gap=none_gap),
+                 make_row("cifar", "l2", seed, epochs=6, train_acc=0.99, gap=none_gap - 0.3 + jitter),
+                 make_row("cifar", "dropout", seed, epochs=6, train_acc=0.99, gap=none_gap + swing),
+                 make_row("cifar", "l1", seed, epochs=6, train_acc=0.99, gap=none_gap - 0.011 - jitter / 10)]
     df = to_frame(rows)
     lines = article_table(df, tables_vs_none(df)).splitlines()
     line = {t: next(ln for ln in lines if ln.startswith(f"| `{t}`")) for t in ("l2", "dropout", "l1")}

@@ -208,20 +208,25 @@ def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
     assert all(json.loads(p.read_text())["seed"] in (0, 1, 2) for p in tmp_path.rglob("*.json"))
 
 
-def test_an_interrupt_as_a_cell_finishes_waits_until_the_cell_is_reported(tmp_path):
+def test_an_interrupt_after_a_cells_last_row_waits_until_the_cell_is_reported(tmp_path, monkeypatch):
     """Ctrl-C landing between a cell's last row and its "finished" report would make a sweep's count of finished
     cells lag the rows on disk: it is held until the report is done, then delivered."""
-    reported = []
+    import bench.results as results_module
 
-    def finished(outcome):
-        os.kill(os.getpid(), signal.SIGINT)  # unheld, KeyboardInterrupt is raised here, before the append
+    write_row, reported = results_module.write_row, []
+
+    def write_then_interrupt(path, row):
+        write_row(path, row)
+        os.kill(os.getpid(), signal.SIGINT)  # unheld, KeyboardInterrupt is raised here, before the report
         time.sleep(0.05)
-        reported.append(outcome["written"])
 
+    monkeypatch.setattr(results_module, "write_row", write_then_interrupt)
+    sigterm = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
-        run_cell(make_config("technique=none", f"results_dir={tmp_path}"), finished)
-    assert reported == [1] and len(list(tmp_path.rglob("*.json"))) == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handler is back
+        run_cell(make_config("technique=none", f"results_dir={tmp_path}"), lambda outcome: reported.append(outcome))
+    assert [o["written"] for o in reported] == [1] and len(list(tmp_path.rglob("*.json"))) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handlers are back
+    assert signal.getsignal(signal.SIGTERM) is sigterm
 
 
 def test_device_choice():
