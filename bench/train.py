@@ -29,7 +29,8 @@ CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time 
 CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
 CURVE_POINTS = 5  # by default a curve point every epochs // 5 epochs and at the last: every epochs // 10 cost CIFAR 7.5% of its training
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
-REFERENCE_STEPS, REFERENCE_REPEATS = 4, 5  # the yardstick before each run: 1 + 5 timed passes over 4 batches
+REFERENCE_STEPS, REFERENCE_REPEATS = 4, 5  # the yardstick before each run: 1 + at least 5 timed passes over 4 batches
+REFERENCE_MIN_SECONDS = 0.25  # and passes until they add up to this: 5 MLP passes were 11 ms, noisier than the MLP's runs
 
 
 def sync(device: torch.device) -> None:
@@ -209,8 +210,8 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
     """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
-    before a run: the median of REFERENCE_REPEATS passes over REFERENCE_STEPS batches (after one untimed pass),
-    and their IQR / median.
+    before a run: the median of the passes over REFERENCE_STEPS batches (after one untimed pass; at least
+    REFERENCE_REPEATS, and as many as add up to REFERENCE_MIN_SECONDS, at most 500), and their IQR / median.
 
     The yardstick of cost: the report divides a run's times by it, so a technique and none compare as if timed
     at the same moment. On the shared 2-core dev VM, cells that add no work per step (l2, adamw, ema) timed
@@ -221,7 +222,7 @@ def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, d
     lr = torch.full((len(seeds),), task.lr, device=device)
     train_epoch(tr, part, lr)  # warm-up: a process's first cell otherwise timed a 1.8x slower yardstick (MLP)
     times = []
-    for _ in range(REFERENCE_REPEATS):
+    while len(times) < REFERENCE_REPEATS or (sum(times) < REFERENCE_MIN_SECONDS and len(times) < 500):
         sync(device)
         t0 = time.perf_counter()
         train_epoch(tr, part, lr)

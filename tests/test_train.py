@@ -195,6 +195,24 @@ def test_row_has_every_promised_field(tmp_path):
     assert set(row["env"]) >= {"torch", "device", "cuda", "cpu_count", "git_commit"}
 
 
+def test_the_yardstick_times_passes_until_they_add_up_to_its_minimum(monkeypatch):
+    """At least REFERENCE_REPEATS timed passes (after one untimed), more while they sum to less than
+    REFERENCE_MIN_SECONDS: a fast network's few passes would otherwise time a few milliseconds."""
+    cfg = make_config("technique=none")
+    data = get_task(cfg.task.name).load_data(cfg.task, CPU, [0])
+    passes, epoch = [], train_module.train_epoch
+    monkeypatch.setattr(train_module, "train_epoch", lambda *args: passes.append(1) or epoch(*args))
+    monkeypatch.setattr(train_module, "REFERENCE_MIN_SECONDS", 0.0)
+    train_module.reference_step_seconds(cfg.task, [0], data, CPU)
+    assert len(passes) == 1 + train_module.REFERENCE_REPEATS
+    passes.clear()
+    monkeypatch.setattr(train_module, "REFERENCE_MIN_SECONDS", 0.3)
+    t0 = time.perf_counter()
+    seconds, iqr = train_module.reference_step_seconds(cfg.task, [0], data, CPU)
+    assert time.perf_counter() - t0 >= 0.3 and len(passes) > 1 + train_module.REFERENCE_REPEATS
+    assert seconds > 0 and iqr >= 0
+
+
 def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
     cfg = make_config("technique=none", f"results_dir={tmp_path}", "preset.seeds=2")
     run_cell(cfg)
