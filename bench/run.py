@@ -122,5 +122,6 @@ def run_cell(cfg: Config, finished: Callable[[dict], None] = lambda outcome: Non
 
 
 def finish(outcome: dict, finished: Callable[[dict], None]) -> dict:
+    """Hand a cell's outcome to the caller's `finished` (the CLI's progress line), then return it."""
     finished(outcome)
     return outcome

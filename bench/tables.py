@@ -122,7 +122,7 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
 
 def gap_credit(gaps: dict[str, tuple[float, bool]], underfit: list[str]) -> str:
     """Each task's change of the loss gap vs none's, in bold where it is credited (see article_table)."""
-    change = lambda shrink: f"{0.0 - 100 * shrink:+.1f}%"  # noqa: E731  (0.0 - : no "-0.0%")
+    change = lambda shrink: f"{round(-100 * shrink, 1) + 0.0:+.1f}%"  # noqa: E731  (+ 0.0: no "-0.0%")
     parts = [f"**{t} {change(s)}**" if credited else f"{t} {change(s)}" for t, (s, credited) in gaps.items()]
     return ", ".join(parts + [f"{t} underfits: not credited" for t in underfit])
 
