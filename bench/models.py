@@ -54,20 +54,25 @@ class SeedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(n_seeds, 1, features))
 
     def batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training mode: each seed's batch mean and 1/std, updating the running statistics."""
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        """Training mode: x minus each seed's batch mean, and each seed's batch 1/std; updates the running
+        statistics. Two passes (mean, then the mean square of the centred values), not torch.var_mean: on the
+        2-core CPU var_mean took 300-340 us for any shape tried ([10, 25, 100] or [1, 128, 512]), the two passes
+        30 us, and var_mean was 31% of a depth-32 batch-norm MLP's step."""
+        mean = x.mean(1, keepdim=True)
+        centred = x - mean
+        var = centred.square().mean(1, keepdim=True)
         with torch.no_grad():
             n = x.shape[1]
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var * (n / max(n - 1, 1)), self.momentum)
-        return mean, torch.rsqrt(var + self.eps)
+        return centred, torch.rsqrt(var + self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            mean, rstd = self.batch_stats(x)
-        else:
-            mean, rstd = self.running_mean, torch.rsqrt(self.running_var + self.eps)
-        return (x - mean) * rstd * self.weight + self.bias
+            centred, rstd = self.batch_stats(x)
+            return centred * rstd * self.weight + self.bias
+        scale = torch.rsqrt(self.running_var + self.eps) * self.weight  # eval: one pass over x
+        return torch.addcmul(self.bias - self.running_mean * scale, x, scale)
 
 
 class SeedDropout(nn.Module):
@@ -134,8 +139,8 @@ class MLP(nn.Module):
                 saved.append(h)
                 h = layer.forward(h)
             elif isinstance(layer, SeedBatchNorm):
-                mean, rstd = layer.batch_stats(h)
-                h = (h - mean).mul_(rstd)
+                centred, rstd = layer.batch_stats(h)
+                h = centred.mul_(rstd)
                 saved.append((h, rstd))
                 h = torch.addcmul(layer.bias, h, layer.weight)
             elif isinstance(layer, nn.ReLU):

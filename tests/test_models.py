@@ -126,6 +126,38 @@ def test_seed_batchnorm_normalizes_each_seed_separately():
     torch.testing.assert_close(bn.running_mean.squeeze(1), x.mean(1))
 
 
+def test_seed_batchnorm_matches_batchnorm1d_per_seed():
+    """Training output, input and parameter gradients, running statistics and the eval output, against
+    nn.BatchNorm1d run on each seed's slice."""
+    S, B, F_ = 3, 25, 4
+    bn = SeedBatchNorm(S, F_, momentum=0.3)
+    refs = [nn.BatchNorm1d(F_, momentum=0.3) for _ in range(S)]
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0), bn.bias.uniform_(-1.0, 1.0)
+        for s, ref in enumerate(refs):
+            ref.weight.copy_(bn.weight[s, 0]), ref.bias.copy_(bn.bias[s, 0])
+    x = (torch.randn(S, B, F_) * 3 + 2).requires_grad_()
+    g = torch.randn(S, B, F_)
+    for _ in range(2):  # twice: the running statistics accumulate
+        out = bn(x)
+        (out * g).sum().backward()
+    for s, ref in enumerate(refs):
+        xs = x.detach()[s].clone().requires_grad_()
+        for _ in range(2):
+            ref_out = ref(xs)
+            (ref_out * g[s]).sum().backward()
+        torch.testing.assert_close(out[s], ref_out, msg="training output")
+        torch.testing.assert_close(x.grad[s], xs.grad, msg="input gradient")
+        torch.testing.assert_close(bn.weight.grad[s, 0], ref.weight.grad)
+        torch.testing.assert_close(bn.bias.grad[s, 0], ref.bias.grad)
+    bn.eval()
+    for s, ref in enumerate(refs):
+        ref.eval()
+        torch.testing.assert_close(bn.running_mean[s, 0], ref.running_mean)
+        torch.testing.assert_close(bn.running_var[s, 0], ref.running_var)
+        torch.testing.assert_close(bn(x)[s], ref(x[s]), msg="eval output")
+
+
 def test_weights_are_the_matrices_and_kernels_only():
     model = build_model("cifar", 1, width=4, batchnorm_momentum=0.1)
     ids = {id(w) for w in weights(model)}
