@@ -29,10 +29,8 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
     lines = []
     for tech in order_techniques(cells):
         c = cells[cells.technique == tech]
-        d = paired(c.set_index("seed").test_metric, none.set_index("seed").test_metric) if tech != BASELINE \
-            else Paired(np.array([]))
-        gap_d = paired(c.set_index("seed").gap, none.set_index("seed").gap) if tech != BASELINE \
-            else Paired(np.array([]))
+        d, gap_d = (paired(c.set_index("seed")[col], none.set_index("seed")[col]) if tech != BASELINE
+                    else Paired(np.array([])) for col in ("test_metric", "gap"))
         acted = never_acted(c, none)
         skip = not_testable(c, none, acted) if tech != BASELINE else ""
         cost = measured_cost(c, none, task, goal, tt_none)
