@@ -18,12 +18,12 @@ install:
 test:
 	$(PY) -m pytest tests
 
-# Every grid of bench/conf/grid/ at the chosen preset; finished cells are skipped, so this also resumes.
+# Every grid of bench/conf/grid/ at the chosen preset, as one sweep (+grid=a,b,...: one process, every cell
+# checked before the first trains, one [i/N] count); finished cells are skipped, so this also resumes.
+comma := ,
+space := $(subst ,, )
 bench:
-	@for g in $(GRIDS); do \
-	  echo "== grid $$g (preset=$(PRESET))"; \
-	  $(BIN)/regbench -m +grid=$$g preset=$(PRESET) || exit $$?; \
-	done
+	$(BIN)/regbench -m +grid=$(subst $(space),$(comma),$(strip $(GRIDS))) preset=$(PRESET)
 
 report:
 	$(BIN)/regbench-report --results results/runs --out results

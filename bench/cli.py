@@ -58,21 +58,24 @@ def yaml_pieces(name: str) -> set[str]:
 
 
 def chosen_techniques(overrides: list) -> list[str]:
-    """The techniques these command-line overrides select: technique=, else the +grid=/+search= file's
-    choice, else the default (none)."""
+    """The techniques these command-line overrides select: technique=, else the +grid=/+search= files'
+    choices (of every grid of a sweep over grids), else the default (none)."""
     for o in overrides:
         if o.key_or_group == "technique":
             return list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+    found = []
     for o in overrides:
-        path = Path(CONF_DIR) / str(o.key_or_group) / f"{o.value()}.yaml"
-        if o.key_or_group in ("grid", "search") and not o.is_sweep_override() and path.is_file():
-            node = OmegaConf.load(path)
-            swept = OmegaConf.select(node, "hydra.sweeper.params.technique")
-            chosen = [d["override /technique"] for d in node.get("defaults", [])
-                      if isinstance(d, DictConfig) and "override /technique" in d]
-            if swept or chosen:
-                return str(swept).split(",") if swept else chosen
-    return ["none"]
+        if o.key_or_group not in ("grid", "search"):
+            continue
+        for name in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
+            path = Path(CONF_DIR) / str(o.key_or_group) / f"{name}.yaml"
+            if path.is_file():
+                node = OmegaConf.load(path)
+                swept = OmegaConf.select(node, "hydra.sweeper.params.technique")
+                found += str(swept).split(",") if swept else [
+                    d["override /technique"] for d in node.get("defaults", [])
+                    if isinstance(d, DictConfig) and "override /technique" in d]
+    return found or ["none"]
 
 
 def unset_piece(args: list[str]) -> str | None:

@@ -29,7 +29,10 @@ CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time 
 CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
 CURVE_POINTS = 5  # by default a curve point every epochs // 5 epochs and at the last: every epochs // 10 cost CIFAR 7.5% of its training
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
-REFERENCE_STEPS, REFERENCE_REPEATS = 4, 5  # the yardstick before each run: 1 + at least 5 timed passes over 4 batches
+# The yardstick before each run: 1 + at least 5 timed passes over the first 256 training samples (the MLP's
+# whole 100; CIFAR 2 batches: its 4-batch passes were 7% of a quick CIFAR run, their spread within a run
+# 3.4% IQR/median (rows of 2b89b63) against 8.8% between the runs it corrects).
+REFERENCE_SAMPLES, REFERENCE_REPEATS = 256, 5
 REFERENCE_MIN_SECONDS = 0.25  # and passes until they add up to this: 5 MLP passes were 11 ms, noisier than the MLP's runs
 
 
@@ -56,25 +59,32 @@ def model_inputs(x: torch.Tensor, task: Task, transforms: list[Regularizer] = ()
     return task.normalize(x)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, split: Split, task: Task, n_seeds: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Eval-mode mean loss (no penalty) and accuracy of every seed on its samples of the split (shared
-    samples unless split.per_seed). Returns [S], [S]|None."""
-    model.eval()
-    device = split.y.device
-    loss_sum, correct = torch.zeros(n_seeds, device=device), torch.zeros(n_seeds, device=device)
+def eval_batches(split: Split, task: Task, n_seeds: int):
+    """Yield (network inputs [S, b, ...], targets [S, b]) of a split, EVAL_BATCH samples at a time (every seed's
+    own samples if split.per_seed, else the shared ones for each seed), in the model's input layout. The sets
+    measured every epoch are prepared once a run: CIFAR's conversion, normalization and layout were 10% of
+    its validation pass (65 -> 59 ms for 1,000 images)."""
     for i in range(0, len(split), EVAL_BATCH):
         if split.per_seed:
             x, y = split.x[:, i : i + EVAL_BATCH], split.y[:, i : i + EVAL_BATCH]
         else:
             x, y = split.x[i : i + EVAL_BATCH], split.y[i : i + EVAL_BATCH]
             x, y = x.expand(n_seeds, *x.shape), y.expand(n_seeds, *y.shape)
-        with task.autocast(device):
-            out = model(model_inputs(x, task)).float()
-        loss_sum += task.loss(out, y) * y.shape[1]
+        yield task.input_layout(model_inputs(x, task)), y
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, task: Task) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Eval-mode mean loss (no penalty) and accuracy of every seed over eval_batches(...). Returns [S], [S]|None."""
+    model.eval()
+    n, loss_sum, correct = 0, 0.0, 0.0
+    for x, y in batches:
+        with task.autocast(x.device):
+            out = model(x).float()
+        loss_sum = loss_sum + task.loss(out, y) * y.shape[1]
         if task.classification:
-            correct += (out.argmax(-1) == y).float().sum(1)
-    n = len(split)
+            correct = correct + (out.argmax(-1) == y).sum(1)
+        n += y.shape[1]
     return loss_sum / n, (correct / n if task.classification else None)
 
 
@@ -210,7 +220,7 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
     """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
-    before a run: the median of the passes over REFERENCE_STEPS batches (after one untimed pass; at least
+    before a run: the median of the passes over REFERENCE_SAMPLES samples (after one untimed pass; at least
     REFERENCE_REPEATS, and as many as add up to REFERENCE_MIN_SECONDS, at most 500), and their IQR / median.
 
     The yardstick of cost: the report divides a run's times by it, so a technique and none compare as if timed
@@ -218,7 +228,7 @@ def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, d
     1.4-1.5x none's per-epoch step time a few minutes later in one `make bench` run, with a 3-17% IQR inside
     each cell. It does not touch the run's random streams: make_trainer reseeds them for the run itself."""
     tr = make_trainer(task, TechniqueConfig(), seeds, device)
-    part = data.train.head(REFERENCE_STEPS * task.batch_size)
+    part = data.train.head(REFERENCE_SAMPLES)
     lr = torch.full((len(seeds),), task.lr, device=device)
     train_epoch(tr, part, lr)  # warm-up: a process's first cell otherwise timed a 1.8x slower yardstick (MLP)
     times = []
@@ -247,14 +257,17 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     tr = make_trainer(task, technique, seeds, device, autograd)
     S, model = tr.n_seeds, tr.model
 
-    def measure(split: Split, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def measure(batches: list) -> tuple[torch.Tensor, torch.Tensor | None]:
         with tr.measuring():
-            return evaluate(model, split.head(limit), tr.task, S)
+            return evaluate(model, batches, tr.task)
+
+    val = list(eval_batches(data.val, tr.task, S))  # measured every epoch: prepared once
+    curves = {name: list(eval_batches(getattr(data, name).head(CURVE_MAX), tr.task, S)) for name in ("train", "test")}
 
     state = EpochState(model, 0, torch.zeros(S, device=device), torch.full((S,), task.lr, device=device),
                        torch.ones(S, dtype=torch.bool, device=device), torch.full((S,), -1, device=device))
     diverged_epoch = torch.full((S,), -1, device=device)
-    initial_val = measure(data.val)[0]
+    initial_val = measure(val)[0]
     curve_every = task.curve_every or max(1, task.epochs // CURVE_POINTS)
     history: list[dict] = []
     seconds = {"step": [], "val": 0.0, "hooks": 0.0, "curves": 0.0}  # step: per epoch; the rest summed
@@ -265,7 +278,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         running = train_epoch(tr, data.train, state.lr * state.active)
         sync(device)
         t1 = time.perf_counter()
-        val_loss, val_acc = measure(data.val)
+        val_loss, val_acc = measure(val)
         sync(device)
         t2 = time.perf_counter()
         record = {"epoch": epoch, "lr": _seed_list(state.lr), "train_s": (t1 - t0) / S,
@@ -282,7 +295,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
         t3 = time.perf_counter()
         done = epoch == task.epochs or not state.active.any()
         if epoch % curve_every == 0 or done:
-            record.update(curve_point(measure, data))
+            record.update(curve_point(measure, curves))
         history.append(record)
         seconds["step"].append(t1 - t0)
         seconds["val"] += t2 - t1
@@ -297,11 +310,11 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, seconds, seeds, reference)
 
 
-def curve_point(measure, data: TaskData) -> dict:
+def curve_point(measure, curves: dict[str, list]) -> dict:
     """Eval-mode train and test loss (and accuracy) on at most CURVE_MAX samples, per seed."""
     point = {}
-    for name in ("train", "test"):
-        loss, acc = measure(getattr(data, name), CURVE_MAX)
+    for name, batches in curves.items():
+        loss, acc = measure(batches)
         point[f"{name}_loss"] = _seed_list(loss)
         if acc is not None:
             point[f"{name}_acc"] = _seed_list(acc)
@@ -312,7 +325,7 @@ def final_metrics(tr: Trainer, data: TaskData) -> dict[str, torch.Tensor]:
     """Eval-mode loss (and accuracy) on the full splits, the gap test - train loss (and train - test accuracy)."""
     finals = {}
     for name in ("train", "val", "test"):
-        loss, acc = evaluate(tr.model, getattr(data, name), tr.task, tr.n_seeds)
+        loss, acc = evaluate(tr.model, eval_batches(getattr(data, name), tr.task, tr.n_seeds), tr.task)
         finals[f"{name}_loss"] = loss
         if acc is not None:
             finals[f"{name}_acc"] = acc

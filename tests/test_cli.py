@@ -70,6 +70,30 @@ def test_multirun_grid_runs_every_cell(tmp_path):
     assert sorted(p.parent.name for p in tmp_path.rglob("*.json")) == ["dropout", "l1", "none"]
 
 
+def test_a_sweep_over_several_grids_runs_each_grids_cells_as_that_grid_alone_would(tmp_path):
+    """+grid=l1,adamw (what make bench runs): l1's 6 cells then adamw's 2 in one sweep and one [i/8] count, with
+    the keys (and so the rows' paths) of each grid run on its own; task=mlp on the command line still overrides
+    adamw's own task sweep (mlp,cifar)."""
+    common = ["-m", "preset=smoke", "progress=false", "task=mlp", "task.epochs=1"]
+    both = bench(*common, "+grid=l1,adamw", f"results_dir={tmp_path}/both", f"hydra.sweep.dir={tmp_path}/h")
+    assert both.returncode == 0, both.stderr
+    assert re.findall(r"\[(\d)/8\] mlp/(\w+):", both.stdout) == [
+        ("1", "l1"), ("2", "l1"), ("3", "l1"), ("4", "l1_prox"), ("5", "l1_prox"), ("6", "l1_prox"),
+        ("7", "adamw"), ("8", "adamw")]
+    for grid in ("l1", "adamw"):
+        alone = bench(*common, f"+grid={grid}", f"results_dir={tmp_path}/alone", f"hydra.sweep.dir={tmp_path}/h-{grid}")
+        assert alone.returncode == 0, alone.stderr
+    paths = {d: sorted(str(p.relative_to(tmp_path / d)) for p in (tmp_path / d).rglob("*.json")) for d in ("both", "alone")}
+    assert len(paths["both"]) == 8 and paths["both"] == paths["alone"]
+
+
+def test_an_unknown_grid_among_several_is_one_line_and_nothing_trains(tmp_path):
+    out = bench("-m", "preset=smoke", "+grid=l1,nosuch", f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "regbench: error: cell 7 (+grid=nosuch): In 'config': Could not find 'grid/nosuch'"
+    assert not list(tmp_path.rglob("*.json"))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_cuda_is_one_clear_line(tmp_path):
     out = bench("device=cuda", f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path}/hydra")
@@ -166,6 +190,7 @@ def test_a_misspelt_key_added_with_plus_fails_naming_it(tmp_path):
     (["+technique.l2.weight_decay=0.01"], "none"),
     (["-m", "technique=l2,dropout", "technique.l2.weight_decay=0.01"], "dropout"),
     (["-m", "+grid=dropout", "technique.l2.weight_decay=0.01"], "dropout"),  # the grid's technique
+    (["-m", "+grid=l1,dropout", "technique.l2.weight_decay=0.01"], "l1"),  # the first grid's first technique
 ])
 def test_setting_a_piece_the_technique_lacks_is_one_line(tmp_path, args, technique):
     out = bench(*args, f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h", f"hydra.sweep.dir={tmp_path}/h")

@@ -47,6 +47,36 @@ def float64():
     torch.set_default_dtype(torch.float32)
 
 
+def test_evaluation_is_cross_entropy_and_accuracy_per_seed_over_every_batch_on_inputs_laid_out_for_the_cnn(monkeypatch):
+    """eval_batches prepares the CNN's input in the layout its forward reads as a view (no copy); evaluate
+    gives each seed's F.cross_entropy and accuracy over the whole split, however it is cut into batches."""
+    from torch.nn import functional as F
+
+    from bench.models import DropoutNet
+
+    task, S = get_task("cifar"), 2
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (7,), generator=gen))
+    model = task.build_model(S, make_config("task=cifar").task)
+    (x, y), = train_module.eval_batches(split, task, S)
+    B = x.shape[1]
+    assert torch.equal(x, train_module.model_inputs(split.x.expand(S, *split.x.shape), task))
+    assert x.transpose(0, 1).reshape(B, S * 3, 32, 32).contiguous(memory_format=torch.channels_last).data_ptr() == x.data_ptr()
+    with torch.no_grad():
+        out = model.eval()(x)
+    loss, acc = train_module.evaluate(model, [(x, y)], task)
+    for s in range(S):
+        torch.testing.assert_close(loss[s], F.cross_entropy(out[s], split.y))
+        assert acc[s].item() == pytest.approx((out[s].argmax(-1) == split.y).float().mean().item())
+    monkeypatch.setattr(train_module, "EVAL_BATCH", 3)  # batches of 3, 3 and 1
+    assert [b[1].shape[1] for b in train_module.eval_batches(split, task, S)] == [3, 3, 1]
+    loss_b, acc_b = train_module.evaluate(model, train_module.eval_batches(split, task, S), task)
+    torch.testing.assert_close(loss_b, loss)
+    torch.testing.assert_close(acc_b, acc)
+
+
+
 @pytest.mark.parametrize("technique", ["none", "l2_es", "l1", "batchnorm", "lr_plateau", "adamw"])
 def test_vectorized_seeds_match_sequential_training(technique, float64):
     overrides = [f"technique={technique}", "task.epochs=25"]

@@ -48,6 +48,11 @@ class Task:
         """Float inputs after training transforms -> network input."""
         return x
 
+    def input_layout(self, x):
+        """Network inputs [S, B, ...] -> the same values in the memory layout the model reads without a copy
+        (applied once to the evaluation sets, which are prepared once a run)."""
+        return x
+
     def autocast(self, device):
         """Mixed precision context for the forward pass (none by default)."""
         return nullcontext()
