@@ -74,7 +74,7 @@ def chosen_techniques(overrides: list) -> list[str]:
                 swept = OmegaConf.select(node, "hydra.sweeper.params.technique")
                 found += str(swept).split(",") if swept else [
                     d["override /technique"] for d in node.get("defaults", [])
-                    if isinstance(d, DictConfig) and "override /technique" in d]
+                    if isinstance(d, DictConfig) and "override /technique" in d] or ["none"]
     return found or ["none"]
 
 
@@ -167,7 +167,7 @@ def app(dict_cfg: DictConfig) -> float | None:
 
 
 def report_cell(cfg: Config, outcome: dict) -> None:
-    cell = f"{cfg.task.name}/{cfg.technique.name}"
+    cell = f"{cfg.task.name}/{cfg.technique.name}" + (f" ({cfg.grid})" if cfg.grid != "adhoc" else "")
     if "not_applicable" in outcome:
         report(f"{cell}: skipped ({outcome['not_applicable']})")
     else:

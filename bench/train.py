@@ -29,10 +29,11 @@ CHUNK_SAMPLES = 512  # training inputs are prepared this many samples at a time 
 CURVE_MAX = 500  # learning-curve train and test points (eval mode) use at most this many samples; finals use all
 CURVE_POINTS = 5  # by default a curve point every epochs // 5 epochs and at the last: every epochs // 10 cost CIFAR 7.5% of its training
 DIVERGENCE_FACTOR = 100.0  # a seed diverged when its loss is NaN/inf or this many times its initial val loss
-# The yardstick before each run: 1 + at least 5 timed passes over the first 256 training samples (the MLP's
-# whole 100; CIFAR 2 batches: its 4-batch passes were 7% of a quick CIFAR run, their spread within a run
-# 3.4% IQR/median (rows of 2b89b63) against 8.8% between the runs it corrects).
-REFERENCE_SAMPLES, REFERENCE_REPEATS = 256, 5
+# The yardstick before each run: 1 + at least 5 timed passes over the whole batches in the first 512 training
+# samples (the MLP's 100, CIFAR's 4 batches). Passes of 2 CIFAR batches (0.27 s in all instead of 0.5 s, 28 s
+# less per make bench) stopped tracking the runs: over the article grid's 18 CIFAR runs that add no work, the
+# correlation of yardstick and run fell from 0.74 to 0.01 and the spread in yardstick steps rose above the raw one.
+REFERENCE_SAMPLES, REFERENCE_REPEATS = 512, 5
 REFERENCE_MIN_SECONDS = 0.25  # and passes until they add up to this: 5 MLP passes were 11 ms, noisier than the MLP's runs
 
 
@@ -98,10 +99,31 @@ def weight_stats(model: nn.Module, n_seeds: int) -> dict[str, torch.Tensor]:
     }
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a cell's peak memory afresh: CUDA's counter, or on Linux the process's peak RSS (VmHWM), which
+    writing 5 to /proc/self/clear_refs resets. Without it a sweep's cells (one process) would each report
+    the largest cell so far."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak memory since reset_peak_memory: CUDA's allocated bytes; on CPU the process's peak RSS (VmHWM), or
+    where /proc has none its lifetime maximum (ru_maxrss)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+    try:
+        with open("/proc/self/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        return kb / 1024, "process_peak_rss"
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
 def _seed_list(values: torch.Tensor) -> list:
@@ -220,7 +242,7 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
     """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
-    before a run: the median of the passes over REFERENCE_SAMPLES samples (after one untimed pass; at least
+    before a run: the median of the passes over the whole batches in the first REFERENCE_SAMPLES samples (after one untimed pass; at least
     REFERENCE_REPEATS, and as many as add up to REFERENCE_MIN_SECONDS, at most 500), and their IQR / median.
 
     The yardstick of cost: the report divides a run's times by it, so a technique and none compare as if timed
@@ -228,7 +250,7 @@ def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, d
     1.4-1.5x none's per-epoch step time a few minutes later in one `make bench` run, with a 3-17% IQR inside
     each cell. It does not touch the run's random streams: make_trainer reseeds them for the run itself."""
     tr = make_trainer(task, TechniqueConfig(), seeds, device)
-    part = data.train.head(REFERENCE_SAMPLES)
+    part = data.train.head(max(1, REFERENCE_SAMPLES // task.batch_size) * task.batch_size)  # whole batches
     lr = torch.full((len(seeds),), task.lr, device=device)
     train_epoch(tr, part, lr)  # warm-up: a process's first cell otherwise timed a 1.8x slower yardstick (MLP)
     times = []
@@ -252,8 +274,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
     on its own, so a technique is charged only for what it uses; before the run, the yardstick of
     reference_step_seconds."""
     reference = reference_step_seconds(task, seeds, data, device)
-    if device.type == "cuda":  # the cell's peak memory is its own, not the yardstick's
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)  # the run's peak memory is its own, not the yardstick's or an earlier cell's
     tr = make_trainer(task, technique, seeds, device, autograd)
     S, model = tr.n_seeds, tr.model
 
@@ -307,6 +328,7 @@ def train_seeds(task: TaskConfig, technique: TechniqueConfig, seeds: list[int], 
             break
     for reg in tr.regs:
         reg.finish(state)
+    del val, curves  # the finals prepare their own batches
     return per_seed_rows(tr, data, state, diverged_epoch, history, initial_val, seconds, seeds, reference)
 
 

@@ -77,9 +77,9 @@ def test_a_sweep_over_several_grids_runs_each_grids_cells_as_that_grid_alone_wou
     common = ["-m", "preset=smoke", "progress=false", "task=mlp", "task.epochs=1"]
     both = bench(*common, "+grid=l1,adamw", f"results_dir={tmp_path}/both", f"hydra.sweep.dir={tmp_path}/h")
     assert both.returncode == 0, both.stderr
-    assert re.findall(r"\[(\d)/8\] mlp/(\w+):", both.stdout) == [
-        ("1", "l1"), ("2", "l1"), ("3", "l1"), ("4", "l1_prox"), ("5", "l1_prox"), ("6", "l1_prox"),
-        ("7", "adamw"), ("8", "adamw")]
+    assert re.findall(r"\[(\d)/8\] mlp/(\w+) \((\w+)\):", both.stdout) == [
+        ("1", "l1", "l1"), ("2", "l1", "l1"), ("3", "l1", "l1"), ("4", "l1_prox", "l1"), ("5", "l1_prox", "l1"),
+        ("6", "l1_prox", "l1"), ("7", "adamw", "adamw"), ("8", "adamw", "adamw")]
     for grid in ("l1", "adamw"):
         alone = bench(*common, f"+grid={grid}", f"results_dir={tmp_path}/alone", f"hydra.sweep.dir={tmp_path}/h-{grid}")
         assert alone.returncode == 0, alone.stderr

@@ -13,7 +13,7 @@ from bench.models import MLP, cross_entropy_per_seed, weights
 from bench.regularizers import (EMA, L1, EarlyStopping, EpochState, L1Proximal, LabelSmoothing, LRPlateau, Mixup,
                                 NotApplicable, build_regularizers, soft_threshold)
 from bench.tasks import get_task
-from bench.train import eval_batches, evaluate, model_inputs, train_seeds
+from bench.train import eval_batches, model_inputs, train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -117,10 +117,8 @@ def test_augment_translation_only_moves_pixels():
 def test_augmentation_is_training_only():
     cfg = make_config("technique=augment")
     data = get_task(cfg.task.name).load_data(cfg.task, CPU, [0])
-    model = MLP(1, 10, 100, 2)
-    val = list(eval_batches(data.val, get_task("mlp"), 1))
-    a, b = evaluate(model, val, get_task("mlp"))[0], evaluate(model, val, get_task("mlp"))[0]
-    assert torch.equal(a, b)
+    (x_eval, _), = eval_batches(data.val, get_task("mlp"), 1)
+    assert torch.equal(x_eval, data.val.x.expand_as(x_eval))  # evaluation sees the clean samples
     from bench.regularizers import build_regularizers
 
     aug = build_regularizers(cfg.technique, cfg.task, 1)

@@ -76,6 +76,32 @@ def test_evaluation_is_cross_entropy_and_accuracy_per_seed_over_every_batch_on_i
     torch.testing.assert_close(acc_b, acc)
 
 
+def test_evaluation_of_per_seed_samples_is_each_seeds_mse_on_its_own_samples():
+    mlp = get_task("mlp")
+    split = Split(torch.randn(3, 5, 4), torch.randn(3, 5), per_seed=True)
+    model = mlp.build_model(3, make_config("task=mlp", "task.in_dim=4").task)
+    loss, acc = train_module.evaluate(model, train_module.eval_batches(split, mlp, 3), mlp)
+    with torch.no_grad():
+        for s in range(3):
+            alone = model.eval()(split.x[s].expand(3, 5, 4))[s, :, 0]  # seed s's network on seed s's samples
+            torch.testing.assert_close(loss[s], torch.nn.functional.mse_loss(alone, split.y[s]))
+    assert acc is None
+
+
+def test_each_run_reports_its_own_peak_memory_not_an_earlier_larger_ones():
+    """On CPU the peak is the process's peak RSS since the run began: a sweep runs its cells in one process."""
+    train_module.reset_peak_memory(CPU)
+    small = train_module.peak_memory_mb(CPU)[0]
+    big = torch.ones(2**27)  # 512 MB, touched (glibc maps it alone and unmaps it when freed)
+    with_big = train_module.peak_memory_mb(CPU)[0]
+    assert with_big > small + 400
+    del big
+    train_module.reset_peak_memory(CPU)
+    after, kind = train_module.peak_memory_mb(CPU)
+    if kind == "process_peak_rss":  # Linux
+        assert after < with_big - 400
+
+
 
 @pytest.mark.parametrize("technique", ["none", "l2_es", "l1", "batchnorm", "lr_plateau", "adamw"])
 def test_vectorized_seeds_match_sequential_training(technique, float64):

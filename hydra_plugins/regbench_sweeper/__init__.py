@@ -25,7 +25,6 @@ from pathlib import Path
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 
 def writable(folder: str) -> str | None:
@@ -44,15 +43,16 @@ class RegbenchSweeper(BasicSweeper):
         grids = next((o for o in overrides if o.key_or_group == "grid" and o.is_sweep_override()), None)
         if grids is None:
             return BasicSweeper.split_arguments(overrides, max_batch_size)
-        from bench.config import CONF_DIR
-
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        loader = self.hydra_context.config_loader
+        parser = OverridesParser.create(config_loader=loader)
         cells = []
         for name in grids.sweep_string_iterator():
-            path = Path(CONF_DIR) / "grid" / f"{name}.yaml"  # an unknown grid fails in the check, naming it
-            params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") if path.is_file() else None
-            own = parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()]
-                                         + [f"{grids.get_key_element()}={name}"])
+            grid = f"{grids.get_key_element()}={name}"
+            try:  # the grid's params as Hydra composes them (its defaults, interpolations, search path)
+                params = loader.load_sweep_config(self.config, [grid]).hydra.sweeper.params
+            except Exception:  # an unknown grid: its cell fails in the check, naming it
+                params = None
+            own = parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()] + [grid])
             cells += BasicSweeper.split_arguments(own + [o for o in overrides if o is not grids], None)[0]
         return [cells] if max_batch_size is None else list(self.split_overrides_to_chunks(cells, max_batch_size))
 
