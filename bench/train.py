@@ -242,8 +242,9 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def reference_step_seconds(task: TaskConfig, seeds: list[int], data: TaskData, device: torch.device) -> tuple[float, float]:
     """Seconds per training step of the task's plain network (technique none, same seeds and data), timed just
-    before a run: the median of the passes over the whole batches in the first REFERENCE_SAMPLES samples (after one untimed pass; at least
-    REFERENCE_REPEATS, and as many as add up to REFERENCE_MIN_SECONDS, at most 500), and their IQR / median.
+    before a run: the median of the passes over the whole batches in the first REFERENCE_SAMPLES samples (after
+    one untimed pass; at least REFERENCE_REPEATS, and as many as add up to REFERENCE_MIN_SECONDS, at most 500),
+    and their IQR / median.
 
     The yardstick of cost: the report divides a run's times by it, so a technique and none compare as if timed
     at the same moment. On the shared 2-core dev VM, cells that add no work per step (l2, adamw, ema) timed
