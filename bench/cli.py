@@ -72,9 +72,9 @@ def chosen_techniques(overrides: list) -> list[str]:
             if path.is_file():
                 node = OmegaConf.load(path)
                 swept = OmegaConf.select(node, "hydra.sweeper.params.technique")
-                found += str(swept).split(",") if swept else [
-                    d["override /technique"] for d in node.get("defaults", [])
-                    if isinstance(d, DictConfig) and "override /technique" in d] or ["none"]
+                chosen = [d["override /technique"] for d in node.get("defaults", [])
+                          if isinstance(d, DictConfig) and "override /technique" in d]
+                found += str(swept).split(",") if swept else (chosen or ["none"])
     return found or ["none"]
 
 

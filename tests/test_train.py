@@ -52,8 +52,6 @@ def test_evaluation_is_cross_entropy_and_accuracy_per_seed_over_every_batch_on_i
     gives each seed's F.cross_entropy and accuracy over the whole split, however it is cut into batches."""
     from torch.nn import functional as F
 
-    from bench.models import DropoutNet
-
     task, S = get_task("cifar"), 2
     gen = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8, generator=gen),
