@@ -11,6 +11,7 @@ Each benchmark stores what it measured in `extra_info`, which lands in the JSON.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -41,7 +42,7 @@ SINGLES = ["none"] + [name for name, t in TECHNIQUES.items() if len(t.pieces()) 
 MLP = TaskConfig(name="mlp", n_train=100, batch_size=25, resample_data=False)  # one data set shared by the seeds
 CNN = TaskConfig(name="cifar", n_train=2000, batch_size=128, width=16)  # the quick preset's CNN
 CNN_ARTICLE = TaskConfig(name="cifar", n_train=1280, batch_size=128, width=64)  # the article's DropoutNet
-CNN_WIDTH24 = TaskConfig(name="cifar", n_train=2000, batch_size=128, width=24)  # the narrowest width near 55%
+CNN_WIDTH24 = dataclasses.replace(CNN, width=24)  # the quick CNN 1.5x wider: the narrowest width near 55%
 
 
 def fake_cifar(n: int) -> Split:
