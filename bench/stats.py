@@ -10,6 +10,8 @@ from scipy import optimize, stats
 
 ALPHA, POWER = 0.05, 0.80  # two-sided test level; power behind the minimal detectable difference
 EQUIVALENCE = 0.02  # "equivalent to none": the 90% CI of the difference lies within ±2% of none's mean
+PRACTICAL_ACC = 0.01  # "no practical difference" on accuracy: the 95% CI lies within ±1 point
+VERDICTS = ("helps", "hurts", "no practical difference", "inconclusive")  # the summary's words
 BOOTSTRAP = dict(n_resamples=2000, method="percentile", random_state=0)
 
 
@@ -127,3 +129,24 @@ def judge(d: Paired, p_adj: float, margin: float, direction: int = 1) -> tuple[s
 
 def with_reason(verdict: str, reason: str) -> str:
     return f"{verdict} ({reason})" if reason else verdict
+
+
+def practical_margin(higher_better: bool, baseline_mean: float) -> float:
+    """The margin of "no practical difference": ±1 accuracy point (PRACTICAL_ACC) for a metric where higher is
+    better (accuracy), else ±EQUIVALENCE of the baseline's mean (MSE)."""
+    return PRACTICAL_ACC if higher_better else EQUIVALENCE * abs(baseline_mean)
+
+
+def practical_verdict(mean: float, lo: float, hi: float, p_adj: float, margin: float, higher_better: bool) -> str:
+    """One of VERDICTS for an effect (technique - reference) with its 95% CI [lo, hi] and Holm-adjusted p.
+
+    CI inclusion: the whole 95% CI inside ±margin is "no practical difference", significant or not (a
+    significant effect smaller than the margin does not matter in practice); otherwise Holm p < ALPHA gives
+    "helps" or "hurts" by the metric's direction; anything else is "inconclusive" (the CI is too wide)."""
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(margin)):
+        return "inconclusive"
+    if -margin <= lo and hi <= margin:
+        return "no practical difference"
+    if np.isfinite(p_adj) and p_adj < ALPHA:
+        return "helps" if (mean > 0) == higher_better else "hurts"
+    return "inconclusive"
