@@ -37,6 +37,12 @@ bench-standard:
 report:
 	$(BIN)/regbench-report --results results/runs --out results
 
+# Each technique's time and FLOPs per training step against none, interleaved in one process until the 95% CI is
+# within 5% (or 20 s per technique): results/cost.csv and cost.json (bench/cost.py). Best on a quiet machine.
+.PHONY: cost
+cost:
+	$(PY) -m bench.cost --out results
+
 # Per-cell differences between two result folders: make compare A=old/runs B=results/runs
 .PHONY: compare
 compare:

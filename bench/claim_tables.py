@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import tasks_of
-from bench.selection import DEFAULT_GRIDS, default_cells, ok, sweeps_of
-from bench.stats import EQUIVALENCE, holm, judge, mean_ci, paired, with_reason
+from bench.selection import FACTORIAL_PREFIX, DEFAULT_GRIDS, default_cells, ok, sweeps_of
+from bench.stats import EQUIVALENCE, holm, judge, mean_ci, paired, practical_margin, with_reason
 from bench.techniques import BASELINE
 
 L1_PIECE = "l1"  # the sparsity claim is about the techniques whose one piece is this
@@ -21,7 +21,7 @@ def grid_cells(df: pd.DataFrame, grid: str) -> pd.DataFrame:
 
 def es_table(df: pd.DataFrame) -> pd.DataFrame:
     """Every cell with early stopping or an LR plateau: how often it acted and the epochs it saved."""
-    cells = ok(df[df.has_es | df.has_plateau])
+    cells = ok(df[(df.has_es | df.has_plateau) & ~df.grid.astype(str).str.startswith(FACTORIAL_PREFIX)])
     lines = []
     for (task, grid, tech, settings), c in cells.groupby(["task", "grid", "technique", "settings"], sort=False):
         saved = (c.max_epochs - c.epochs_run) / c.max_epochs
@@ -92,6 +92,6 @@ def train_size_table(df: pd.DataFrame) -> pd.DataFrame:
         none, aug = c[c.technique == BASELINE], c[c.technique == "augment"]
         if len(none) and len(aug):
             lines.append({"n_train": n_train, "epochs": none.epochs.iloc[0], "none": mean_ci(none.test_metric),
-                          "augment": mean_ci(aug.test_metric), "margin": EQUIVALENCE * abs(none.test_metric.mean()),
+                          "augment": mean_ci(aug.test_metric), "margin": practical_margin(True, none.test_metric.mean()),
                           "d": paired(aug.set_index("seed").test_metric, none.set_index("seed").test_metric)})
     return holm_verdicts(lines)

@@ -8,10 +8,10 @@ import pandas as pd
 
 from bench.analysis import metric, tasks_of
 from bench.claim_tables import depth_table, es_table, sparsity_table, train_size_cells, train_size_table
-from bench.comparisons import cost_verdict, tables_vs_none
+from bench.comparisons import band_verdict, cost_word, tables_vs_none
 from bench.measures import STOPS_LEARNING, never_acted
 from bench.selection import DEFAULT_GRIDS, best_on_validation, default_cells, ok, sweep_grids, sweep_words
-from bench.stats import EQUIVALENCE, fmt, holm, judge, mean_ci, paired, with_reason
+from bench.stats import fmt, holm, judge, mean_ci, paired, practical_margin, with_reason
 from bench.techniques import BASELINE, combinations, only_epoch_end, singles
 
 SPARSE = 0.10  # "many weights exactly zero": at least this fraction
@@ -25,6 +25,11 @@ class Verdict:
     verdict: str  # supported / not supported / inconclusive / not testable here / not tested in this preset
     measure: str
     evidence: str
+    short: str = ""  # the numbers in a few words, for the summary at the top of the report
+
+
+def ci_text(lo: float, hi: float) -> str:
+    return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 def untested(verdict: str) -> bool:
@@ -42,30 +47,37 @@ def combine(verdicts: list[str]) -> str:
     return "supported" if set(words) == {"supported"} else "inconclusive"
 
 
-def claim_cost(tables: dict, techniques: tuple[str, ...], word: str) -> Verdict:
-    parts, verdicts = [], []
-    for task in dict.fromkeys(t for t, _ in tables):
-        table = tables[task, "default"]
+def claim_cost(costs: pd.DataFrame, tasks: list[str], techniques: tuple[str, ...], word: str) -> Verdict:
+    """Judged from the cost probe (results/cost.csv): the interleaved step-time ratio's 95% CI against the claimed
+    band; its FLOP ratio and, for techniques that read validation, the per-epoch ratio with that pass are shown."""
+    parts, verdicts, short = [], [], []
+    for task in tasks:
         for tech in techniques:
-            if table.empty or tech not in set(table.technique):
-                parts.append(f"{task}/{tech}: {NOT_TESTED}")
+            probe = costs[(costs.task == task) & (costs.technique == tech)] if len(costs) else costs
+            if probe.empty:
+                parts.append(f"{task}/{tech}: not probed")
+                verdicts.append(f"{NOT_TESTED} (not probed)")
                 continue
-            row = table[table.technique == tech].iloc[0]
-            cost = row.cost
-            v = f"not testable here ({row.skip})" if row.skip else cost_verdict(cost, word)
+            r = probe.iloc[0]
+            v = band_verdict(r.ci_low, r.ci_high, word)
+            per_epoch = (f"; per epoch with its validation pass {fmt(r.epoch_time_ratio)}×"
+                         if str(r.get("uses_validation")) == "True" else "")
             verdicts.append(v)
-            parts.append(f"{task}/{tech}: {fmt(cost['ratio'])}× ± {fmt(100 * cost['noise'], 2)}% by "
-                         f"{cost['measure']} → {cost['word']}: {v}")
+            parts.append(f"{task}/{tech}: {fmt(r.step_time_ratio)}× the step time [{fmt(r.ci_low)}, {fmt(r.ci_high)}] "
+                         f"and {fmt(r.flop_ratio)}× the FLOPs{per_epoch} → {cost_word(r.step_time_ratio)}: {v}")
+            short.append(f"{task}/{tech} {fmt(r.step_time_ratio)}× [{fmt(r.ci_low)}, {fmt(r.ci_high)}]")
+    tested = [v for v in verdicts if not untested(v)]
     return Verdict(f"{' and '.join(techniques)}: {word.lower()} cost",
-                   combine(verdicts) if verdicts else f"{NOT_TESTED} (no rows)", "cost ratio vs none",
-                   "; ".join(parts) or "no rows")
+                   combine(verdicts) if tested else f"{NOT_TESTED} (no cost probe: make cost)",
+                   "cost probe: step time ×none, 95% CI vs the claimed band", "; ".join(parts) or "no rows",
+                   "; ".join(short) or "not probed")
 
 
 # --------------------------------------------------------------------------- paired claims on the default cells
 
 
-def _margin(cells: pd.DataFrame) -> float:
-    return EQUIVALENCE * abs(cells[cells.technique == BASELINE].test_metric.mean())
+def _margin(cells: pd.DataFrame, task: str) -> float:
+    return practical_margin(metric(task).higher, cells[cells.technique == BASELINE].test_metric.mean())
 
 
 def _paired_claim(claim: str, pairs: dict, direction: int, absent: str) -> Verdict:
@@ -75,7 +87,7 @@ def _paired_claim(claim: str, pairs: dict, direction: int, absent: str) -> Verdi
     ds = {t: paired(a.set_index("seed").test_metric, b.set_index("seed").test_metric)
           for t, (a, b, *_) in pairs.items()}
     adj = dict(zip(names, holm([np.nan if pairs[t][4] else ds[t].p for t in names])))
-    parts, verdicts = [], []
+    parts, verdicts, short = [], [], []
     for t in names:
         a, b, label, margin, skip = pairs[t]
         sign = direction * (1 if metric(t).higher else -1)
@@ -84,8 +96,10 @@ def _paired_claim(claim: str, pairs: dict, direction: int, absent: str) -> Verdi
         d = ds[t]
         parts.append(f"{t}: {label}: Δ {metric(t).words} = {fmt(d.mean)} [{fmt(d.lo)}, {fmt(d.hi)}], "
                      f"Holm p={fmt(adj[t], 2)}, n={d.n} → {v}")
+        short.append(f"{t} {fmt(d.mean)} {ci_text(d.lo, d.hi)} n={d.n}, MDD {fmt(d.mdd)}")
     return Verdict(claim, combine(verdicts) if verdicts else f"{NOT_TESTED} ({absent})",
-                   "paired t-test on test metric, Holm across tasks", "; ".join(parts) or "no rows")
+                   "paired t-test on test metric, Holm across tasks", "; ".join(parts) or "no rows",
+                   "; ".join(short) or "no rows")
 
 
 def claim_combination(df: pd.DataFrame) -> Verdict:
@@ -97,7 +111,7 @@ def claim_combination(df: pd.DataFrame) -> Verdict:
         combo = best_on_validation(cells, combinations(cells), task)
         if single and combo:
             pairs[task] = (cells[cells.technique == combo], cells[cells.technique == single],
-                           f"best combination on val `{combo}` − best single on val `{single}`", _margin(cells), "")
+                           f"best combination on val `{combo}` − best single on val `{single}`", _margin(cells, task), "")
     return _paired_claim("Combining techniques beats any single one (article defaults, picked on validation)",
                          pairs, +1, "no single technique or no combination")
 
@@ -108,7 +122,7 @@ def claim_l2_es(df: pd.DataFrame) -> Verdict:
         cells = default_cells(df, task)
         a, none = cells[cells.technique == "l2_es"], cells[cells.technique == BASELINE]
         if len(a) and len(none):
-            pairs[task] = (a, none, "`l2_es` − `none`", _margin(cells), "; ".join(never_acted(a, none)))
+            pairs[task] = (a, none, "`l2_es` − `none`", _margin(cells, task), "; ".join(never_acted(a, none)))
     return _paired_claim("L2 + early stopping is a good start (beats no regularization)", pairs, +1,
                          "no `l2_es` or `none` rows")
 
@@ -121,7 +135,7 @@ def claim_dropout_bn(df: pd.DataFrame) -> Verdict:
         both = cells[cells.technique == "dropout_bn"]
         if alone and len(both):
             pairs[task] = (both, cells[cells.technique == alone], f"`dropout_bn` − better alone on val `{alone}`",
-                           _margin(cells), "")
+                           _margin(cells, task), "")
     return _paired_claim("Dropout and batch norm in the same layer conflict (worse than the better one alone)",
                          pairs, -1, "no `dropout_bn` rows, or neither `dropout` nor `batchnorm`")
 
@@ -145,9 +159,12 @@ def claim_early_stopping(df: pd.DataFrame) -> Verdict:
         verdicts.append(v)
         parts.append(f"{line.task}: stopped in {line.stopped:.0%} of seeds, ran {line.epochs_run} of "
                      f"{fmt(line.budget)} epochs, saved {fmt(100 * s.mean, 2)}% ± {fmt(100 * s.half, 2)}% → {v}")
+    short = [f"{line.task} saved {fmt(100 * line.saved.mean, 2)}% ± {fmt(100 * line.saved.half, 2)}% of the budget, "
+             f"n={line.saved.n}" for line in lines.itertuples()]
     return Verdict("Early stopping saves epochs",
                    combine(verdicts) if verdicts else f"{NOT_TESTED} (no `early_stopping` rows)",
-                   f"epochs saved ≥ {EPOCHS_SAVED:.0%} of the budget, CI above 0", "; ".join(parts) or "no rows")
+                   f"epochs saved ≥ {EPOCHS_SAVED:.0%} of the budget, CI above 0", "; ".join(parts) or "no rows",
+                   "; ".join(short) or "no rows")
 
 
 # --------------------------------------------------------------------------- claims from the other grids
@@ -174,7 +191,8 @@ def claim_l1_sparsity(df: pd.DataFrame) -> Verdict:
     else:
         verdict = "inconclusive" if below else f"{NOT_TESTED} (no L1 rows)"
     return Verdict(f"L1 gives exact zeros (≥ {SPARSE:.0%} of weights)", verdict,
-                   "exact-zero fraction, 95% CI lower bound", "; ".join(parts) or "no rows")
+                   "exact-zero fraction, 95% CI lower bound", "; ".join(parts) or "no rows",
+                   "; ".join(parts) or "no rows")
 
 
 def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
@@ -205,9 +223,12 @@ def claim_over_regularizing(df: pd.DataFrame) -> Verdict:
         verdict = "inconclusive (the strongest values tried still learn)"
     else:
         verdict = "inconclusive" if parts else f"{NOT_TESTED} (no sweep rows)"
+    stopped = [p for p, stop in zip(parts, stops) if stop]
     return Verdict("Over-regularizing stops learning", verdict,
                    f"strongest value's final train loss ≥ {STOPS_LEARNING}× the untrained loss (CI) while none's "
-                   f"is below", "; ".join(parts) or "no rows")
+                   f"is below", "; ".join(parts) or "no rows",
+                   "; ".join(p.split(": final train loss = ")[0] + f" stops learning" for p in stopped)
+                   or f"{len(parts)} sweeps' strongest values still learn")
 
 
 def claim_bn_depth(df: pd.DataFrame) -> Verdict:
@@ -227,8 +248,9 @@ def claim_bn_depth(df: pd.DataFrame) -> Verdict:
         verdict = "inconclusive" if len(deep) else "not testable here (no depth ≥ 10)"
     parts = [f"depth {int(r.depth)}: train loss none {r.none_train} vs BN {r.bn_train}, Holm p={fmt(r.p_holm, 2)} "
              f"→ {r.verdict}" for r in table.itertuples()]
+    short = [f"depth {int(r.depth)}: {r.verdict.split(' (')[0]}" for r in table.itertuples()]
     return Verdict(claim, verdict, "final train loss after the fixed budget, paired by seed, Holm across depths",
-                   "; ".join(parts))
+                   "; ".join(parts), "BN trains better? " + ", ".join(short))
 
 
 def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
@@ -239,14 +261,19 @@ def claim_augment_small_data(df: pd.DataFrame) -> Verdict:
         return Verdict(claim, verdict, "CIFAR test accuracy", "no rows")
     parts = [f"{int(r.n_train) // 10}/class: augment − none = {fmt(r.d.mean)} [{fmt(r.d.lo)}, {fmt(r.d.hi)}], "
              f"Holm p={fmt(r.p_holm, 2)} → {r.verdict}" for r in table.itertuples()]
+    short = [f"{int(r.n_train) // 10}/class {fmt(r.d.mean)} {ci_text(r.d.lo, r.d.hi)} n={r.d.n}"
+             for r in table.itertuples()]
     return Verdict(claim, combine(list(table.verdict)), "paired t-test per size, Holm across sizes",
-                   "; ".join(parts) + f"; {note}; every size here is below 10k/class, so only that half is tested")
+                   "; ".join(parts) + f"; {note}; every size here is below 10k/class, so only that half is tested",
+                   "; ".join(short) + " (all below 10k/class)")
 
 
-def all_claims(df: pd.DataFrame, tables: dict | None = None) -> list[Verdict]:
+def all_claims(df: pd.DataFrame, tables: dict | None = None, costs: pd.DataFrame | None = None) -> list[Verdict]:
     tables = tables if tables is not None else tables_vs_none(df)
-    return [claim_cost(tables, ("l2", "early_stopping"), "Negligible"),
-            claim_cost(tables, ("dropout", "batchnorm"), "Low"),
-            claim_cost(tables, ("augment",), "Medium-High"),
+    costs = costs if costs is not None else pd.DataFrame()
+    tasks = [t for t in tasks_of(df) if (df.task == t).any()]
+    return [claim_cost(costs, tasks, ("l2", "early_stopping"), "Negligible"),
+            claim_cost(costs, tasks, ("dropout", "batchnorm"), "Low"),
+            claim_cost(costs, tasks, ("augment",), "Medium-High"),
             claim_l1_sparsity(df), claim_combination(df), claim_over_regularizing(df), claim_bn_depth(df),
             claim_dropout_bn(df), claim_augment_small_data(df), claim_early_stopping(df), claim_l2_es(df)]

@@ -9,7 +9,7 @@ import pandas as pd
 from bench.analysis import metric, tasks_of
 from bench.measures import epoch_overhead, in_reference_steps, never_acted, not_testable, target, tt_summary, underfits
 from bench.selection import default_cells, tuned_cells
-from bench.stats import EQUIVALENCE, Paired, holm, judge, mean_ci, paired, with_reason
+from bench.stats import Paired, fmt, holm, mean_ci, paired, practical_margin, practical_verdict
 from bench.techniques import BASELINE, order_techniques
 
 COST_WORDS = ((1.10, "Negligible"), (1.50, "Low"), (math.inf, "Medium-High"))  # upper bounds of the cost ratio
@@ -24,7 +24,7 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
         return pd.DataFrame()
     cells, chosen = tuned_cells(df, task) if tuned else (art, {})
     goal, m = target(none, task), metric(task)
-    margin = EQUIVALENCE * abs(none.test_metric.mean())
+    margin = practical_margin(m.higher, none.test_metric.mean())
     tt_none = tt_summary(none, goal, task)
     lines = []
     for tech in order_techniques(cells):
@@ -42,26 +42,58 @@ def versus_none(df: pd.DataFrame, task: str, tuned: bool = False) -> pd.DataFram
             "train": mean_ci(c.train_metric), "gap": mean_ci(c.gap), "gap_d": gap_d, "acc_gap": mean_ci(c.acc_gap),
             "tt": cost["tt"], "cost": cost, "result_s": mean_ci(c.seconds_to_result),
             "result_steps": mean_ci([in_reference_steps(r.seconds_to_result, r) for r in c.itertuples()]),
-            "underfits": tech != BASELINE and underfits(c, none, task), "never_acted": acted,
+            "underfits": tech != BASELINE and underfits(c, none, task, d), "never_acted": acted,
             "skip": skip, "not_ok": 0 if tuned else int((all_seeds.status != "ok").sum()),
             "chosen": chosen.get(tech, (None, None, 1, ""))})
     out = pd.DataFrame(lines)
     out["p_holm"] = holm(out.p)
-    out["verdict"] = [effect_words(r, margin, m.higher) for r in out.itertuples()]
+    out["word"] = [verdict_word(r, margin, m.higher) for r in out.itertuples()]
+    out["verdict"] = [with_why(r, margin) for r in out.itertuples()]
+    out["margin"] = margin
     return out
 
 
-def effect_words(r, margin: float, higher: bool) -> str:
+def verdict_word(r, margin: float, higher: bool) -> str:
+    """helps / hurts / no practical difference / inconclusive (bench.stats.practical_verdict); the baseline and
+    cells whose regularizer never acted get no word of the four."""
     if r.technique == BASELINE:
-        return "baseline (fixed epoch budget)"
+        return "baseline"
     if r.skip:
+        return "not testable here"
+    return practical_verdict(r.d.mean, r.d.lo, r.d.hi, r.p_holm, margin, higher)
+
+
+def with_why(r, margin: float) -> str:
+    """The verdict word with what stands behind it: the margin, or why the CI is too wide to decide."""
+    if r.word == "baseline":
+        return "baseline (fixed epoch budget)"
+    if r.word == "not testable here":
         return f"not testable here ({r.skip})"
-    verdict, reason = judge(r.d, r.p_holm, margin, 1 if higher else -1)
-    if verdict == "supported":
-        return "better than none"
-    if reason == "significant effect the other way":
-        return "worse than none"
-    return "equivalent to none" if verdict == "not supported" else with_reason("inconclusive", reason)
+    if r.word == "no practical difference":
+        return f"no practical difference (95% CI within ±{fmt(margin)})"
+    if r.word == "inconclusive":
+        if r.d.n < 2:
+            return f"inconclusive (n={r.d.n}: no paired test)"
+        return f"inconclusive (95% CI wider than ±{fmt(margin)}; detectable at 80% power: {fmt(r.d.mdd)}, n={r.d.n})"
+    return r.word
+
+
+def comparisons_frame(tables: dict) -> pd.DataFrame:
+    """Every line of the tables vs none, flat, with all its numbers (techniques.csv beside REPORT.md)."""
+    recs = []
+    for (task, kind), t in tables.items():
+        for r in t.itertuples():
+            d, c = r.d, r.cost
+            recs.append({
+                "task": task, "kind": kind, "technique": r.technique, "chosen": r.chosen[0], "default": r.chosen[1],
+                "candidates": r.chosen[2], "n": r.n, "test_mean": r.test.mean, "test_ci_half": r.test.half,
+                "delta": d.mean, "ci_low": d.lo, "ci_high": d.hi, "boot_low": d.boot_lo, "boot_high": d.boot_hi,
+                "p": r.p, "p_holm": r.p_holm, "mdd": d.mdd, "margin": r.margin, "verdict": r.word,
+                "train_mean": r.train.mean, "gap_mean": r.gap.mean, "acc_gap_mean": r.acc_gap.mean,
+                "underfits": r.underfits, "tt_reached": c["tt"]["reached"], "tt_epochs": c["tt"]["epochs"].mean,
+                "tt_seconds": c["tt"]["seconds"].mean, "seconds_to_result": r.result_s.mean,
+                "epoch_ratio": c["epoch_ratio"], "epoch_noise": c["epoch_noise"], "epoch_runs": c["epoch_runs"]})
+    return pd.DataFrame(recs)
 
 
 def tables_vs_none(df: pd.DataFrame) -> dict:
@@ -92,21 +124,27 @@ def measured_cost(cell: pd.DataFrame, none: pd.DataFrame, task: str, goal: dict,
             "epoch_ratio": ratio_e, "epoch_runs": runs, "epoch_noise": noise_e}
 
 
-def cost_verdict(cost: dict, claimed: str) -> str:
-    """Supported when the ratio ± its noise stays inside the claimed band, not supported when it stays outside,
-    inconclusive when a band edge lies within the noise (or there is no noise estimate). Negligible and Low are
-    read as upper bounds ("at most Low"), Medium-High as a lower bound."""
+def band_verdict(lo: float, hi: float, claimed: str) -> str:
+    """Supported when [lo, hi] (a cost ratio's CI) stays inside the claimed band, not supported when it stays
+    outside, inconclusive when a band edge lies inside it. Negligible and Low are read as upper bounds ("at most
+    Low"), Medium-High as a lower bound."""
     bounds = [0.0] + [b for b, _ in COST_WORDS]
     k = [w for _, w in COST_WORDS].index(claimed)
     lo_band, hi_band = (bounds[k] if claimed == COST_WORDS[-1][1] else 0.0), bounds[k + 1]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "inconclusive (no confidence interval)"
+    if lo_band <= lo and hi < hi_band:
+        return "supported"
+    if hi < lo_band or lo >= hi_band:
+        return "not supported"
+    return "inconclusive (CI spans a band edge)"
+
+
+def cost_verdict(cost: dict, claimed: str) -> str:
+    """The rows' cost measure (ratio ± its noise) against the claimed band (see band_verdict)."""
     r, noise = cost["ratio"], cost["noise"]
     if not np.isfinite(r):
         return "not testable here (no timing)"
     if not np.isfinite(noise):
         return "inconclusive (one measurement: no noise estimate)"
-    lo, hi = r * (1 - noise), r * (1 + noise)
-    if lo_band <= lo and hi < hi_band:
-        return "supported"
-    if hi < lo_band or lo >= hi_band:
-        return "not supported"
-    return "inconclusive (within timing noise)"
+    return band_verdict(r * (1 - noise), r * (1 + noise), claimed).replace("CI spans a band edge", "within timing noise")

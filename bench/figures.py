@@ -306,3 +306,31 @@ def save_figures(df: pd.DataFrame, tables: dict, curves: pd.DataFrame, out: Path
         plt.close(fig)
         written.append(f"{name}{suffix}.png")
     return written
+
+
+def plot_interactions(coded: pd.DataFrame, task: str, pairs: list[str], colours: dict):
+    """Interaction plots of a factorial (bench.effects.coded: factors as -1/+1, seed, test): per pair a:b, the mean
+    test metric with a off/on, one line per level of b (b's technique colour on, grey off), 95% t CI over seeds of
+    the per-seed means over the other factors."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.6 * len(pairs), 3.6), sharey=True, squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        a, b = pair.split(":")
+        per_seed = coded.groupby([a, b, "seed"]).test.mean().reset_index()
+        per_seed[a], per_seed[b] = per_seed[a].map({-1: "off", 1: "on"}), per_seed[b].map({-1: "off", 1: "on"})
+
+        def ci(v):
+            s = mean_ci(v)
+            return s.mean - np.nan_to_num(s.half), s.mean + np.nan_to_num(s.half)
+
+        sns.pointplot(per_seed, x=a, y="test", hue=b, order=["off", "on"], hue_order=["off", "on"], errorbar=ci,
+                      palette={"off": "#999999", "on": colour(b, colours)}, dodge=0.1, capsize=0.1, ax=ax)
+        ax.set_xlabel(a)
+        ax.set_ylabel(metric(task).axis)
+        ax.set_title(f"{task}: {pair}", fontsize=9)
+        ax.legend(fontsize=7, title=b, title_fontsize=7)
+    fig.suptitle("factorial: mean over the other factors, 95% CI over seeds (parallel lines = no interaction)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig

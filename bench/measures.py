@@ -58,16 +58,21 @@ def tt_summary(cell: pd.DataFrame, goal: float, task: str) -> dict:
             "steps": mean_ci([in_reference_steps(s, r) for r, _, s in reached])}
 
 
-def underfits(cell: pd.DataFrame, none: pd.DataFrame, task: str) -> bool:
-    """Accuracy tasks: train accuracy > UNDERFIT_ACC below none's. Loss tasks: train loss > UNDERFIT_FLOOR x
-    noise floor and above none's (a model that learned the teacher sits near the floor on its own training set)."""
+def underfits(cell: pd.DataFrame, none: pd.DataFrame, task: str, d=None) -> bool:
+    """Fits the task less than none: its train metric is worse than none's by the threshold (accuracy tasks: more
+    than UNDERFIT_ACC below; loss tasks: above UNDERFIT_FLOOR x the noise floor and above none's) AND its test metric
+    is worse than none's (d: the paired test-metric difference technique - none; else the means). A technique that
+    fits its training set less but tests better is not flagged: that is regularization working."""
     if cell.empty or none.empty:
         return False
-    if metric(task).higher:
-        return cell.train_acc.mean() < none.train_acc.mean() - UNDERFIT_ACC
+    higher = metric(task).higher
+    delta = d.mean if d is not None and d.n else cell.test_metric.mean() - none.test_metric.mean()
+    worse_test = delta < 0 if higher else delta > 0
+    if higher:
+        return worse_test and cell.train_acc.mean() < none.train_acc.mean() - UNDERFIT_ACC
     floor = cell.noise_floor.dropna().mean()
     limit = UNDERFIT_FLOOR * floor if np.isfinite(floor) else 0.5 * cell.initial_val_loss.mean()
-    return cell.train_loss.mean() > max(limit, none.train_loss.mean())
+    return worse_test and cell.train_loss.mean() > max(limit, none.train_loss.mean())
 
 
 def never_acted(cell: pd.DataFrame, none: pd.DataFrame) -> list[str]:

@@ -17,7 +17,8 @@ POOLED = {  # what mixing each one does to the tables below
               "are not comparable",
     "device_type": "within a preset, the tables pool rows of different device types: their timings are not "
                    "comparable",
-    "preset": "each preset is reported on its own below; rows of different presets are never pooled",
+    "preset": "presets that ran the same experiment (the same task config, e.g. `standard` = `quick` at more seeds) "
+              "are reported together; presets of other sizes are reported on their own, never pooled",
 }
 
 

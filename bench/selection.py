@@ -9,6 +9,7 @@ from bench.techniques import BASELINE, order_techniques
 
 DEFAULT_GRIDS = ("article", "extended")  # grids that run each technique at its default; the first one wins
 SEARCH_PREFIX = "search_"  # hyperparameter-search trials (bench/conf/search): never pooled with the fixed grids
+FACTORIAL_PREFIX = "factorial"  # the factorial designs (bench/conf/grid/factorial*.yaml): only in bench/effects.py
 SWEEP_WORDS = {  # sweep grid -> what its axis is, in words (other sweep grids are named by their swept field)
     "l2": "L2 weight decay (coupled)", "adamw": "AdamW weight decay (decoupled)", "l1": "L1 strength",
     "dropout": "dropout probability", "augment": "augmentation strength",
@@ -57,6 +58,7 @@ def sweep_grids(df: pd.DataFrame) -> dict[str, list[str]]:
     at_default = df[df.grid.isin(DEFAULT_GRIDS)].groupby("technique").value.agg(lambda v: set(v.dropna()))
     found: dict[str, list[str]] = {}
     others = fixed_grids(df[~df.grid.isin(DEFAULT_GRIDS) & df.value.notna()])
+    others = others[~others.grid.astype(str).str.startswith(FACTORIAL_PREFIX)]
     for (grid, tech), rows in others.groupby(["grid", "technique"]):
         values, default = set(rows.value), at_default.get(tech, set())
         if (values - default) if default else len(values) > 1:

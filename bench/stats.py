@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 ALPHA, POWER = 0.05, 0.80  # two-sided test level; power behind the minimal detectable difference
-EQUIVALENCE = 0.02  # "equivalent to none": the 90% CI of the difference lies within ±2% of none's mean
+EQUIVALENCE = 0.02  # loss metrics: "no practical difference" = the 95% CI lies within ±2% of the reference's mean
 PRACTICAL_ACC = 0.01  # "no practical difference" on accuracy: the 95% CI lies within ±1 point
 VERDICTS = ("helps", "hurts", "no practical difference", "inconclusive")  # the summary's words
 BOOTSTRAP = dict(n_resamples=2000, method="percentile", random_state=0)
@@ -65,8 +65,6 @@ class Paired:
     mean: float = float("nan")
     lo: float = float("nan")  # 95% t CI
     hi: float = float("nan")
-    lo90: float = float("nan")  # 90% t CI (equivalence test)
-    hi90: float = float("nan")
     boot_lo: float = float("nan")  # 95% bootstrap percentile CI
     boot_hi: float = float("nan")
     p: float = float("nan")  # paired t-test
@@ -87,11 +85,10 @@ def paired(a: pd.Series, b: pd.Series) -> Paired:
         return out
     out.sd = float(d.std(ddof=1))
     if out.sd <= 1e-12 * max(1.0, abs(out.mean)):
-        out.lo = out.hi = out.lo90 = out.hi90 = out.boot_lo = out.boot_hi = out.mean
+        out.lo = out.hi = out.boot_lo = out.boot_hi = out.mean
         return out
     se, df = out.sd / math.sqrt(len(d)), len(d) - 1
     out.lo, out.hi = out.mean - stats.t.ppf(0.975, df) * se, out.mean + stats.t.ppf(0.975, df) * se
-    out.lo90, out.hi90 = out.mean - stats.t.ppf(0.95, df) * se, out.mean + stats.t.ppf(0.95, df) * se
     out.p = float(2 * stats.t.sf(abs(out.mean / se), df))
     boot = stats.bootstrap((d,), np.mean, confidence_level=0.95, **BOOTSTRAP).confidence_interval
     out.boot_lo, out.boot_hi = float(boot.low), float(boot.high)
@@ -112,16 +109,17 @@ def holm(pvalues) -> np.ndarray:
 
 
 def judge(d: Paired, p_adj: float, margin: float, direction: int = 1) -> tuple[str, str]:
-    """Does the difference have the claimed sign (direction +1: positive)? -> (verdict, reason). 'not supported'
-    needs a test too: a significant effect the other way, or equivalence (90% CI within ±margin)."""
+    """Does the difference have the claimed sign (direction +1: positive)? -> (verdict, reason). The same rule as
+    practical_verdict: a 95% CI inside ±margin is "not supported (no practical difference)", significant or not;
+    then Holm p < ALPHA says supported, or not supported for an effect the other way; else inconclusive."""
     if d.n < 2 or not np.isfinite(d.sd):
         return "inconclusive", f"n={d.n}: no paired test"
+    if np.isfinite(margin) and -margin <= d.lo and d.hi <= margin:
+        return "not supported", f"no practical difference: 95% CI within ±{fmt(margin)}"
     if not np.isfinite(d.p):
         return "inconclusive", "identical differences in every seed: no t-test"
     if p_adj < ALPHA:
         return ("supported", "") if d.mean * direction > 0 else ("not supported", "significant effect the other way")
-    if np.isfinite(margin) and -margin < d.lo90 and d.hi90 < margin:
-        return "not supported", f"equivalent: 90% CI within ±{fmt(margin)}"
     if abs(d.mean) < d.mdd:
         return "inconclusive", f"underpowered: minimal detectable difference {fmt(d.mdd)} at n={d.n}"
     return "inconclusive", "not significant after Holm"

@@ -7,7 +7,7 @@ import pandas as pd
 from bench.analysis import metric, tasks_of
 from bench.claim_tables import depth_table, es_table, sparsity_table, train_size_table
 from bench.claims import EPOCHS_SAVED, NOT_TESTED, SPARSE
-from bench.comparisons import cost_verdict
+from bench.comparisons import band_verdict, cost_word
 from bench.measures import STOPS_LEARNING
 from bench.selection import DEFAULT_GRIDS, default_cells, default_grid, main_config, ok, sweep_grids, sweep_words
 from bench.stats import EQUIVALENCE, fmt, mean_ci
@@ -55,25 +55,51 @@ def time_text(tt: dict) -> str:
     return f"{tt['epochs']} ep · {tt['seconds']} s ({tt['reached']}/{tt['n']})"
 
 
-def headline(table: pd.DataFrame, task: str, tuned: bool) -> str:
+def effect_table(table: pd.DataFrame, task: str, tuned: bool) -> str:
+    """Each technique's test metric and paired difference to none, with its verdict (the full detail, bootstrap
+    CIs included, is in techniques.csv)."""
     m = metric(task)
-    head = ["technique"] + (["chosen (default)", "candidates"] if tuned else []) + [
-        "n", m.words, "Δ vs none [95% t CI]", "bootstrap 95% CI", "Holm p", "effect", "time to none's best val",
-        "s to result", "per-epoch ×none (noise, runs)", f"train {m.words.split()[1]}", "loss gap (test−train)"]
-    head += ["acc gap (train−test)"] if m.higher else []  # accuracy tasks
+    head = ["technique"] + (["chosen (default)"] if tuned else []) + [
+        "n", m.words, "Δ vs none [95% CI]", "Holm p", "verdict"]
     rows = []
     for r in table.itertuples():
-        d, c = r.d, r.cost
         line = [f"`{r.technique}`"]
         if tuned:
-            line += [f"{value_text(r.chosen[0])} ({value_text(r.chosen[1])})", r.chosen[2]]
-        gap = f"{r.gap}" + (" (underfits: not credited)" if r.underfits else "")
-        versus = [f"{fmt(d.mean)} {ci(d.lo, d.hi)}", ci(d.boot_lo, d.boot_hi), fmt(r.p_holm, 2)] if d.n else [""] * 3
-        per_epoch = f"{fmt(c['epoch_ratio'])}× (±{fmt(100 * c['epoch_noise'], 2)}%, n={c['epoch_runs']})"
-        line += [r.n, r.test, *versus, r.verdict, time_text(r.tt), r.result_s, per_epoch, r.train, gap]
-        line += [r.acc_gap] if metric(task).higher else []
-        rows.append(line + [flags(r, task)])
+            line.append(f"{value_text(r.chosen[0])} ({value_text(r.chosen[1])}) of {r.chosen[2]}")
+        d = r.d
+        line += [r.n, r.test, f"{fmt(d.mean)} {ci(d.lo, d.hi)}" if d.n else "", fmt(r.p_holm, 2) if d.n else "",
+                 r.verdict]
+        rows.append(line)
+    return md_table(head, rows)
+
+
+def fit_table(table: pd.DataFrame, task: str) -> str:
+    """How well each technique fits its training set, its generalization gap, and flags."""
+    m = metric(task)
+    head = ["technique", f"train {m.words.split()[1]}", "loss gap (test−train)"]
+    head += ["acc gap (train−test)"] if m.higher else []
+    rows = [[f"`{r.technique}`", r.train, r.gap] + ([r.acc_gap] if m.higher else []) + [flags(r, task)]
+            for r in table.itertuples()]
     return md_table(head + ["flags"], rows)
+
+
+def cost_table(table: pd.DataFrame, costs: pd.DataFrame, task: str) -> str:
+    """Cost from the rows (time to none's best validation metric, seconds to result, per-epoch step time) beside
+    the cost probe's interleaved step-time and FLOP ratios (results/cost.csv)."""
+    probe = costs[costs.task == task].set_index("technique") if len(costs) else pd.DataFrame()
+    rows = []
+    for r in table.itertuples():
+        c = r.cost
+        per_epoch = f"{fmt(c['epoch_ratio'])}× (±{fmt(100 * c['epoch_noise'], 2)}%, n={c['epoch_runs']})"
+        if r.technique in probe.index:
+            p = probe.loc[r.technique]
+            step = f"{fmt(p.step_time_ratio)}× [{fmt(p.ci_low)}, {fmt(p.ci_high)}]"
+            flops = f"{fmt(p.flop_ratio)}× · {fmt(p.op_ratio)}×" if "op_ratio" in p else f"{fmt(p.flop_ratio)}×"
+        else:
+            step, flops = "not probed", "not probed"
+        rows.append([f"`{r.technique}`", time_text(r.tt), r.result_s, per_epoch, step, flops])
+    return md_table(["technique", "time to none's best val", "s to result", "per-epoch ×none (rows: noise, runs)",
+                     "step time ×none (probe, 95% CI)", "FLOPs · ops ×none (probe)"], rows)
 
 
 def side_by_side(default: pd.DataFrame, tuned: pd.DataFrame, task: str) -> str:
@@ -92,7 +118,17 @@ def side_by_side(default: pd.DataFrame, tuned: pd.DataFrame, task: str) -> str:
                     rows)
 
 
-def article_table(df: pd.DataFrame, tables: dict) -> str:
+def probe_text(costs: pd.DataFrame, task: str, tech: str, word: str) -> str:
+    """The cost probe's numbers for one technique on one task, with the word they earn and the claim's verdict."""
+    probe = costs[(costs.task == task) & (costs.technique == tech)] if len(costs) else costs
+    if probe.empty:
+        return f"{task}: not probed"
+    p = probe.iloc[0]
+    return (f"{task}: {fmt(p.step_time_ratio)}× time [{fmt(p.ci_low)}, {fmt(p.ci_high)}], {fmt(p.flop_ratio)}× FLOPs "
+            f"→ {cost_word(p.step_time_ratio)} ({band_verdict(p.ci_low, p.ci_high, word)})")
+
+
+def article_table(df: pd.DataFrame, tables: dict, costs: pd.DataFrame) -> str:
     rows = []
     for tech, (word, best_for) in ARTICLE.items():
         cost, gaps, underfit, settings = [], {}, [], ""
@@ -101,8 +137,7 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
             if t.empty or tech not in set(t.technique):
                 continue
             r, none = t.set_index("technique").loc[tech], t.set_index("technique").loc[BASELINE]
-            c = r.cost
-            cost.append(f"{task}: {fmt(c['ratio'])}× by {c['measure']} → {c['word']} ({cost_verdict(c, word)})")
+            cost.append(probe_text(costs, task, tech, word))
             if r.underfits:
                 underfit.append(task)
             elif none.gap.mean > 0:  # shrink, and whether its paired 95% CI lies beyond the margin
@@ -114,7 +149,8 @@ def article_table(df: pd.DataFrame, tables: dict) -> str:
             rows.append([f"`{tech}`", word, NOT_TESTED, best_for, NOT_TESTED, "-"])
             continue
         rows.append([f"`{tech}`", word, "; ".join(cost), best_for, gap_credit(gaps, underfit), settings])
-    header = ["technique", "cost: article", "cost: measured (ratio vs none → word, verdict)", "best for: article",
+    header = ["technique", "cost: article", "cost: measured (probe: step time and FLOPs ×none → word, verdict)",
+              "best for: article",
               "measured: loss gap vs none's (bold: a credited shrink)", "settings"]
     tested = any(len(tables[task, "default"]) for task in tasks_of(df))
     return md_table(header, rows) if tested else "_No article rows._"
@@ -148,11 +184,11 @@ def sweep_section(df: pd.DataFrame, tables: dict, img) -> list[str]:
                                              ("**chosen**", chosen.get(tech, (None,))[0] == value)) if ok_]
                     ratio = v.train_loss / v.initial_val_loss
                     rows.append([task, f"`{tech}`", " ".join([fmt(value)] + mark), len(v), mean_ci(v.val_metric),
-                                 mean_ci(v.test_metric), mean_ci(v.train_metric), mean_ci(ratio),
-                                 f"{(ratio >= STOPS_LEARNING).mean():.0%} of seeds"])
+                                 mean_ci(v.test_metric), mean_ci(v.train_metric),
+                                 f"{mean_ci(ratio)} ({(ratio >= STOPS_LEARNING).mean():.0%} of seeds stop)"])
         if rows:
-            header = ["task", "technique", "value", "n", "validation", "test", "train", "train loss / untrained",
-                      "stops learning"]
+            header = ["task", "technique", "value", "n", "validation", "test", "train",
+                      "train loss / untrained (stops learning)"]
             out += [f"### {sweep_words(df, grid)}", "", md_table(header, rows), ""]
             out += img(f"sweep_{grid}")
     return out
@@ -168,12 +204,12 @@ def other_sections(df: pd.DataFrame, img) -> list[str]:
             if len(sp) else "_No L1 rows._", ""]
     es = es_table(df)
     out += ["## Early stopping and the LR plateau", "", f"'Saves epochs' = ≥ {EPOCHS_SAVED:.0%} of the budget.", ""]
-    out += [md_table(["task", "grid", "technique", "value", "n", "stopped early", "epochs run / budget",
-                      "epochs saved (fraction)", "LR lowered", "reductions (mean)"],
-                     [[r.task, r.grid, f"`{r.technique}`", value_text(r.value), r.n, "—" if np.isnan(r.stopped) else
-                       f"{r.stopped:.0%}", f"{r.epochs_run} / {fmt(r.budget)}", r.saved if r.has_es else "—",
-                       "—" if np.isnan(r.lr_reduced) else f"{r.lr_reduced:.0%}",
-                       "—" if np.isnan(r.reductions) else fmt(r.reductions)]
+    out += [md_table(["task", "technique (grid, value)", "n", "stopped early", "epochs run / budget",
+                      "epochs saved (fraction)", "LR lowered (mean reductions)"],
+                     [[r.task, f"`{r.technique}` ({r.grid}, {value_text(r.value)})", r.n,
+                       "—" if np.isnan(r.stopped) else f"{r.stopped:.0%}", f"{r.epochs_run} / {fmt(r.budget)}",
+                       r.saved if r.has_es else "—",
+                       "—" if np.isnan(r.lr_reduced) else f"{r.lr_reduced:.0%} ({fmt(r.reductions)})"]
                       for r in es.itertuples()]) if len(es) else "_No rows._", ""]
     dt = depth_table(df)
     out += ["## Batch norm and depth (MLP, fixed epoch budget)", "", "Trainability = final train loss; Δ = none − "

@@ -6,6 +6,7 @@
 * the share of the CNN step spent on the input pipeline (gather, augmentation, normalization)
 * measurement passes (validation, curve points) against training, each task at the quick preset
 * one quick MLP cell end to end (`regbench`) against importing torch plus its training time
+* the same cell as a whole process against the article's loop as a whole process, same training (>= 3.5x)
 
 Each benchmark stores what it measured in `extra_info`, which lands in the JSON.
 """
@@ -24,8 +25,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import TaskConfig, TechniqueConfig, compose_config, load_technique, technique_names
@@ -33,7 +32,9 @@ from bench.data import Split, TaskData, make_mlp_data
 from bench.tasks import get_task
 from bench.regularizers import build_regularizers, inapplicable
 from bench.run import pick_device
-from bench.train import epoch_batches, make_trainer, model_inputs, sync, train_epoch, train_seeds
+from bench.inputs import epoch_batches, model_inputs
+from bench.train import make_trainer, sync, train_epoch, train_seeds
+from article_loop import article_mlp_loop
 
 DEVICE = pick_device("auto")
 SEEDS = [0, 1, 2]
@@ -85,23 +86,6 @@ def test_cnn_epoch(benchmark, technique):
 
 
 # --------------------------------------------------------------------------- the article's loop, same work
-
-
-def article_mlp_loop(x: torch.Tensor, y: torch.Tensor, seeds: list[int], epochs: int) -> None:
-    """The article's training code: one nn.Sequential per seed, DataLoader, torch Adam, plain eager loop."""
-    for seed in seeds:
-        torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(10, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 1))
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-        criterion = nn.MSELoss()
-        loader = DataLoader(TensorDataset(x, y.unsqueeze(1)), batch_size=25, shuffle=True)
-        for _ in range(epochs):
-            model.train()
-            for xb, yb in loader:
-                optimizer.zero_grad()
-                loss = criterion(model(xb), yb)
-                loss.backward()
-                optimizer.step()
 
 
 @pytest.mark.parametrize("n_seeds", [3, 5, 10])
@@ -211,7 +195,10 @@ def test_cnn_data_pipeline_share(benchmark, task):
 @pytest.mark.skipif(os.environ.get("REGBENCH_PERF_VECTORIZED_CNN") != "1" and DEVICE.type != "cuda",
                     reason="set REGBENCH_PERF_VECTORIZED_CNN=1 to measure stacked CNN seeds on CPU")
 def test_cnn_stacked_vs_sequential_seeds(benchmark):
-    """3 seeds of the quick CNN as one grouped-conv stack vs one after another (decides `vectorize=auto`)."""
+    """3 seeds of the quick CNN as one grouped-conv stack vs one after another (decides `vectorize=auto`).
+    Also tried (issue 26, not kept): torch.func vmap(grad(functional_call)) over 3 seeds of the same net (plain
+    NCHW layers: vmap refuses channels_last), batch 128, 6 alternated rounds of 5 steps: 0.54-0.72x sequential
+    with one thread, 0.16-0.51x with two on a loaded VM; its conv batching rule is a grouped convolution too."""
     train = fake_cifar(CNN.n_train)
     stacked = epoch_runner(CNN, TECHNIQUES["none"], SEEDS, train)
     singles = [epoch_runner(CNN, TECHNIQUES["none"], [s], train) for s in SEEDS]
@@ -279,3 +266,41 @@ def test_quick_mlp_cell_end_to_end(benchmark, tmp_path):
                                 training_s=training_s, end_to_end_over_import_plus_training=ratio)
     print(f"\nquick MLP cell end to end {benchmark.stats.stats.median:.2f} s; import torch {torch_s:.2f} s + "
           f"training {training_s:.2f} s: {ratio:.2f}x")
+
+
+# The issue-26 target was 3x. This benchmark on the 2-core VM, quiet: 4.17x (rounds 3.82-4.96x); 5 paired
+# whole-process runs the same hour: 4.50x (4.07-5.92x), and 3.84x (3.08-4.18x) for the code before issue 26.
+# 3.5 is ~16% under the lower of the two medians (their gap, minutes apart, is the VM's drift) and above the target.
+WHOLE_PROCESS_MIN = 3.5
+
+
+def test_quick_mlp_cell_whole_process_vs_article_loop(benchmark, tmp_path):
+    """`regbench task=mlp technique=none` (the quick cell: 10 seeds x 300 epochs, yardstick, validation, curves,
+    rows) as a whole process, start to exit, against a process doing the same training in the article's plain
+    loop (benchmarks/article_loop.py: 10 models x 300 epochs), the two alternated round by round so the machine's
+    drift moves both; the median of the rounds' ratios must stay >= WHOLE_PROCESS_MIN."""
+    results = tmp_path / "runs"
+    cell_command = [str(Path(sys.executable).with_name("regbench")), "task=mlp", "technique=none", "preset=quick",
+                    "device=cpu", "progress=false", f"results_dir={results}", f"hydra.run.dir={tmp_path / 'out'}"]
+    plain_command = [sys.executable, str(Path(__file__).with_name("article_loop.py")), "10", "300"]
+    plain_s = []
+
+    def before_each_round():  # not timed by the benchmark: the plain loop's process, then a fresh results_dir
+        t = time.perf_counter()
+        subprocess.run(plain_command, check=True)
+        plain_s.append(time.perf_counter() - t)
+        shutil.rmtree(results, ignore_errors=True)
+
+    def cell():
+        out = subprocess.run(cell_command, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+
+    benchmark.pedantic(cell, setup=before_each_round, rounds=5, warmup_rounds=0)
+    ratios = [p / c for p, c in zip(plain_s, benchmark.stats.stats.data)]
+    ratio = statistics.median(ratios)
+    benchmark.extra_info.update(task="mlp", technique="none", device="cpu", seeds=10, epochs=300,
+                                plain_loop_s=statistics.median(plain_s), whole_process_speedup=ratio,
+                                round_speedups=ratios)
+    print(f"\nquick MLP cell, whole process: regbench {benchmark.stats.stats.median:.2f} s, the article's loop "
+          f"{statistics.median(plain_s):.2f} s: {ratio:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)")
+    assert ratio >= WHOLE_PROCESS_MIN, f"whole process {ratio:.2f}x the article's loop, under {WHOLE_PROCESS_MIN}x"

@@ -65,7 +65,7 @@ def test_not_supported_needs_a_test_and_small_n_is_underpowered():
     assert judge(other_way, other_way.p, margin=0.01, direction=-1) == ("supported", "")
     flat = _paired_from([0.001, -0.001, 0.0005, -0.0004, 0.0002, 0.0, 0.0003, -0.0002])
     verdict, reason = judge(flat, flat.p, margin=0.01)
-    assert verdict == "not supported" and reason.startswith("equivalent")
+    assert verdict == "not supported" and reason.startswith("no practical difference: 95% CI within")
     assert judge(_paired_from([0.1]), float("nan"), 0.01)[0] == "inconclusive"
 
 
@@ -144,15 +144,19 @@ def test_time_to_target_on_hand_made_histories():
     assert (goals[0], goals[1], goals[None]) == pytest.approx((0.5, 0.6, 0.55))
 
 
-def test_underfits_flag():
-    none = to_frame([make_row("cifar", "none", s, epochs=4, train_acc=0.99) for s in range(3)])
-    low = to_frame([make_row("cifar", "l2", s, epochs=4, train_acc=0.85) for s in range(3)])
-    fine = to_frame([make_row("cifar", "l2", s, epochs=4, train_acc=0.92) for s in range(3)])
+def test_underfits_means_fitting_the_task_less_not_the_training_set_less():
+    none = to_frame([make_row("cifar", "none", s, epochs=4, train_acc=0.99, test_acc=0.50) for s in range(3)])
+    low = to_frame([make_row("cifar", "l2", s, epochs=4, train_acc=0.85, test_acc=0.45) for s in range(3)])
+    fine = to_frame([make_row("cifar", "l2", s, epochs=4, train_acc=0.92, test_acc=0.45) for s in range(3)])
+    augments = to_frame([make_row("cifar", "augment", s, epochs=4, train_acc=0.58, test_acc=0.55) for s in range(3)])
     assert underfits(low, none, "cifar") and not underfits(fine, none, "cifar")
-    none = to_frame([make_row("mlp", "none", s, epochs=4, train_loss=0.05) for s in range(3)])
-    high = to_frame([make_row("mlp", "l2", s, epochs=4, train_loss=0.5) for s in range(3)])  # floor 0.25
-    near_floor = to_frame([make_row("mlp", "l2", s, epochs=4, train_loss=0.3) for s in range(3)])
+    assert not underfits(augments, none, "cifar")  # fits its training set less but tests better: regularization
+    none = to_frame([make_row("mlp", "none", s, epochs=4, train_loss=0.05, test_loss=0.8) for s in range(3)])
+    high = to_frame([make_row("mlp", "l2", s, epochs=4, train_loss=0.5, test_loss=0.9) for s in range(3)])  # floor 0.25
+    near_floor = to_frame([make_row("mlp", "l2", s, epochs=4, train_loss=0.3, test_loss=0.9) for s in range(3)])
+    better = to_frame([make_row("mlp", "l2", s, epochs=4, train_loss=0.5, test_loss=0.7) for s in range(3)])
     assert underfits(high, none, "mlp") and not underfits(near_floor, none, "mlp")
+    assert not underfits(better, none, "mlp")
 
 
 def test_never_acted_flags():

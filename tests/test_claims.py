@@ -2,12 +2,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.analysis import to_frame
-from bench.claims import (NOT_TESTED, all_claims, claim_bn_depth, claim_combination, claim_early_stopping, claim_l2_es,
-                          combine)
-from bench.comparisons import cost_verdict, tables_vs_none, versus_none
+from bench.claims import (NOT_TESTED, all_claims, claim_bn_depth, claim_combination, claim_cost, claim_early_stopping,
+                          claim_l2_es, combine)
+from bench.comparisons import band_verdict, cost_verdict, tables_vs_none, versus_none
 from bench.stats import holm
 from tests.fake_rows import make_row, new_technique_row, small_rows
 
@@ -33,6 +34,32 @@ def test_cost_verdict_reads_the_claimed_band_with_its_noise():
     assert cost_verdict(cost(1.30, 0.05), "Medium-High") == "not supported"
     assert cost_verdict(cost(2.00, 0.05), "Medium-High") == "supported"
     assert cost_verdict(cost(1.00, math.nan), "Negligible").startswith("inconclusive (one measurement")
+
+
+def test_band_verdict_needs_the_whole_ci_inside_or_outside_the_band():
+    assert band_verdict(0.97, 1.05, "Negligible") == "supported"
+    assert band_verdict(1.05, 1.15, "Negligible") == "inconclusive (CI spans a band edge)"
+    assert band_verdict(1.12, 1.20, "Negligible") == "not supported"
+    assert band_verdict(0.80, 1.40, "Low") == "supported"  # at most Low
+    assert band_verdict(1.45, 1.60, "Medium-High") == "inconclusive (CI spans a band edge)"
+    assert band_verdict(1.01, 1.04, "Medium-High") == "not supported"
+    assert band_verdict(math.nan, 1.0, "Low").startswith("inconclusive")
+
+
+def test_cost_claims_are_judged_from_the_probe():
+    costs = pd.DataFrame([
+        {"task": "mlp", "technique": "l2", "step_time_ratio": 1.01, "ci_low": 0.98, "ci_high": 1.04, "flop_ratio": 1.0,
+         "epoch_time_ratio": 1.0, "uses_validation": False},
+        {"task": "mlp", "technique": "early_stopping", "step_time_ratio": 1.0, "ci_low": 0.97, "ci_high": 1.03,
+         "flop_ratio": 1.0, "epoch_time_ratio": 1.3, "uses_validation": True},
+        {"task": "cifar", "technique": "l2", "step_time_ratio": 1.2, "ci_low": 1.15, "ci_high": 1.25,
+         "flop_ratio": 1.0, "epoch_time_ratio": 1.2, "uses_validation": False}])
+    v = claim_cost(costs, ["mlp"], ("l2", "early_stopping"), "Negligible")
+    assert v.verdict == "supported" and "per epoch with its validation pass 1.3×" in v.evidence
+    assert v.short == "mlp/l2 1.01× [0.98, 1.04]; mlp/early_stopping 1× [0.97, 1.03]"
+    v = claim_cost(costs, ["mlp", "cifar"], ("l2",), "Negligible")
+    assert v.verdict == "not supported (in part)" and "cifar/l2: 1.2× the step time [1.15, 1.25]" in v.evidence
+    assert claim_cost(costs, ["mlp"], ("dropout",), "Low").verdict.startswith(NOT_TESTED)
 
 
 def test_combine_needs_every_part():
@@ -105,7 +132,6 @@ def test_regularizer_that_never_acted_gives_no_verdict():
     df = to_frame(rows)
     assert claim_early_stopping(df).verdict == "not testable here"
     assert claim_l2_es(df).verdict == "not testable here"
-    assert ": not testable here (early stopping never stopped)" in all_claims(df)[0].evidence  # its cost claim
     t = versus_none(df, "mlp").set_index("technique")
     assert t.verdict["early_stopping"] == "not testable here (early stopping never stopped)"
     assert math.isnan(t.p_holm["early_stopping"])  # left out of the Holm family
@@ -137,7 +163,7 @@ def test_claims_whose_techniques_are_absent_say_not_tested_in_this_preset():
                   "Early stopping saves epochs", "L1 gives exact zeros (≥ 10% of weights)",
                   "Batch norm is for deep networks: its trainability advantage appears only at depth ≥ 10"):
         assert verdicts[claim].verdict.startswith(NOT_TESTED), claim
-    assert "cifar/augment: not tested in this preset" in verdicts["augment: medium-high cost"].evidence
+    assert verdicts["augment: medium-high cost"].evidence == "cifar/augment: not probed"  # no cost.csv given
 
 
 def test_a_new_single_technique_takes_part_in_the_combination_claim():

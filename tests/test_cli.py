@@ -17,7 +17,10 @@ from omegaconf import OmegaConf
 from tests.conftest import ROOT
 
 
-def bench(*args, timeout=300):
+HUNG = 900  # seconds: each subprocess's bound, to stop a hung run only (a loaded 2-core machine is slow, not wrong)
+
+
+def bench(*args, timeout=HUNG):
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -106,9 +109,11 @@ def test_cuda_requested_without_cuda_is_one_clear_line(tmp_path):
 GRID = ["-m", "preset=smoke", "progress=false", "technique=none,l2,l1,dropout,batchnorm,augment", "task.epochs=150"]
 
 
-def wait_for_rows(folder, n, proc, limit=120):
-    deadline = time.time() + limit
-    while time.time() < deadline and proc.poll() is None and len(list(folder.rglob("*.json"))) < n:
+def wait_for_rows(folder, n, proc, limit=HUNG):
+    """Until n rows are on disk or the process has ended; the limit only stops a hung run (a loaded machine is slow)."""
+    deadline = time.monotonic() + limit
+    while proc.poll() is None and len(list(folder.rglob("*.json"))) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} row(s) after {limit} s"
         time.sleep(0.02)
 
 
@@ -138,7 +143,7 @@ def test_ctrl_c_exits_cleanly_saying_how_many_cells_finished(tmp_path, launcher)
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_rows(runs, 2 if launcher else 1, proc)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=HUNG)
     finished = len(list(runs.rglob("*.json")))
     assert proc.returncode == 130
     assert finished < 6, "the interrupt should land mid-grid"
@@ -172,7 +177,7 @@ def test_joblib_launcher_runs_cells_in_parallel_with_rows_identical_to_serial(tm
 
 def test_submitit_local_launcher_runs_the_cluster_configuration(tmp_path):
     out = bench("-m", "preset=smoke", "progress=false", "technique=none", "hydra/launcher=local",
-                f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h", timeout=300)
+                f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h", timeout=HUNG)
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "runs").rglob("*.json"))) == 1
 
@@ -217,7 +222,7 @@ def test_a_sweep_checks_every_cell_before_the_first_trains(tmp_path):
 def test_a_grid_without_its_cifar_data_fails_naming_every_cifar_cell(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bench", "-m", "+grid=article", "preset=smoke", "progress=false",
                           f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "REGBENCH_CIFAR": "/nonexistent"})
+                         capture_output=True, text=True, timeout=HUNG, env={**os.environ, "REGBENCH_CIFAR": "/nonexistent"})
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     techniques = OmegaConf.load(ROOT / "bench/conf/grid/article.yaml").hydra.sweeper.params.technique.split(",")
@@ -270,7 +275,7 @@ finally:
 def test_a_sweep_composes_each_cell_once_for_its_check_and_its_run(tmp_path):
     out = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "preset=smoke", "progress=false", "task=mlp",
                           "technique=none,l2", "task.epochs=2", f"results_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/h"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+                         cwd=ROOT, capture_output=True, text=True, timeout=HUNG)
     assert out.returncode == 0, out.stderr
     assert "compositions 2" in out.stdout.splitlines()
     rows = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
@@ -281,15 +286,50 @@ def test_help_and_a_bad_value_answer_without_importing_torch(tmp_path):
     code = ("import sys\nfrom bench.cli import main\ntry:\n    main()\nfinally:\n"
             "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)")
     for args in (["--help"], ["technique=dropout", "technique.dropout.p=1.5", f"hydra.run.dir={tmp_path}"]):
-        out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=HUNG)
         assert out.stderr.strip().splitlines()[-1] == "torch imported: False", (args, out.stderr)
     assert out.returncode == 2 and "regbench: error: dropout.p must be in [0, 1), got 1.5" in out.stderr
+
+
+QUICK_EXIT = """
+import atexit, sys
+from pathlib import Path
+from bench.cli import run
+handlers = Path(sys.argv.pop())
+atexit.register(lambda: handlers.write_text("exit handlers ran"))
+sys.argv = ["regbench", *sys.argv[1:]]
+run()
+print("not reached: run() leaves the process itself")
+"""
+
+
+def test_the_command_leaves_after_its_exit_handlers_with_everything_printed(tmp_path):
+    """run() (regbench, python -m bench) skips the interpreter's teardown after a clean cell: exit 0, the cell's
+    line printed, the rows written and the exit handlers run, but nothing after it."""
+    out = subprocess.run([sys.executable, "-c", QUICK_EXIT, "preset=smoke", "progress=false", "task.epochs=2",
+                          f"results_dir={tmp_path}/runs", f"hydra.run.dir={tmp_path}/h", str(tmp_path / "handlers")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=HUNG)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["mlp/none: 1 row(s) written, 0 already done"]
+    assert (tmp_path / "handlers").read_text() == "exit handlers ran"
+    assert len(list((tmp_path / "runs").rglob("*.json"))) == 1
+
+
+def test_the_regbench_command_answers_help_without_importing_torch():
+    """The installed entry point itself (what users type), with Python's import-time log: torch is not among
+    the modules it imported."""
+    out = subprocess.run([Path(sys.executable).parent / "regbench", "--help"], capture_output=True, text=True,
+                         timeout=HUNG, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert out.returncode == 0 and "== Configuration groups ==" in out.stdout, out.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")]
+    assert "hydra" in imported and "bench.cli" in imported  # the log is there and covers the command's imports
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
 def test_shell_completion_offers_the_config_groups_and_their_choices():
     def complete(line):
         return subprocess.run([Path(sys.executable).parent / "regbench", "-sc", "query=bash"], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "COMP_LINE": line}).stdout.split()
+                              text=True, timeout=HUNG, env={**os.environ, "COMP_LINE": line}).stdout.split()
 
     assert "technique=" in complete("regbench tech")
     assert complete("regbench technique=dr") == ["technique=dropout", "technique=dropout_bn"]
@@ -307,13 +347,59 @@ def test_a_non_editable_install_has_the_configs_tasks_and_sweeper(tmp_path):
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     (site / "regbench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # a path line: its .pth files unread
     pip = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", src],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=HUNG)
     assert pip.returncode == 0, pip.stderr
     out = subprocess.run([venv / "bin" / "regbench", "-m", "task=mlp", "technique=none,cutout", "preset=smoke",
                           "progress=false", f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/h"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=HUNG)
     assert out.returncode == 0, out.stderr
     assert "[2/2] mlp/cutout: skipped" in out.stdout  # the regbench sweeper ran (progress lines)
     where = subprocess.run([venv / "bin" / "python", "-c", "import bench.tasks.mlp, hydra_plugins.regbench_sweeper as s; "
                             "print(bench.tasks.mlp.__file__, s.__file__)"], cwd=tmp_path, capture_output=True, text=True)
     assert all(path.startswith(str(site)) for path in where.stdout.split()), where.stdout + where.stderr
+
+
+def factorial_cells_checked(tmp_path, *args):
+    """The cells a factorial sweep would run, as its check lists them: results_dir is a file, so every cell fails
+    the check with its overrides named and nothing trains."""
+    (tmp_path / "file").write_text("")
+    out = bench("-m", "preset=smoke", "progress=false", *args, f"results_dir={tmp_path / 'file'}",
+                f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2, out.stderr
+    return re.findall(r"^regbench: error: cell \d+ \((.*)\): results_dir", out.stderr, re.M)
+
+
+def test_the_factorial_grid_has_32_cells_named_after_their_pieces_also_among_other_grids(tmp_path):
+    cells = factorial_cells_checked(tmp_path, "+grid=factorial")
+    names = [re.search(r"technique.name=(\S+)", c).group(1) if "technique.name" in c else "none" for c in cells]
+    assert len(cells) == 32 and len(set(names)) == 32 and names[0] == "none"
+    assert "l2+dropout+batchnorm+augment+early_stopping" in names and "dropout+batchnorm" in names
+    assert "technique=[l2,dropout] technique.name=l2+dropout technique.l2.weight_decay=0.1 technique.dropout.p=0.25" \
+           in cells
+    several = factorial_cells_checked(tmp_path, "+grid=adamw,factorial", "task=mlp")  # what make bench runs
+    assert len(several) == 2 + 32 and all("+grid=factorial" in c for c in several[2:])
+
+
+def test_the_cifar_factorial_is_a_half_fraction_of_16_cells(tmp_path):
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.regbench_sweeper import factorial_cells
+
+    spec = OmegaConf.load(ROOT / "bench/conf/grid/factorial_cifar.yaml").hydra.sweeper.factorial
+    cells = factorial_cells(spec)
+    assert len(cells) == 16 and ["technique=none"] not in cells  # I = +product: an odd number of factors on
+    assert all(c[1].split("=")[1].count("+") % 2 == 0 for c in cells)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+hydra.sweeper.factorial.factors.l3={x:1}", "factor 'l3' is not a regularizer piece; valid: l2, l1,"),
+    ("hydra.sweeper.factorial.factors.dropout.p=1.5", "factor dropout: dropout.p must be in [0, 1), got 1.5"),
+    ("hydra.sweeper.factorial.fraction=third", "factorial fraction must be full or half, got 'third'"),
+])
+def test_a_bad_factor_or_level_is_one_line_before_anything_trains(tmp_path, override, message):
+    out = bench("-m", "+grid=factorial", "preset=smoke", "progress=false", override, f"results_dir={tmp_path}/runs",
+                f"hydra.sweep.dir={tmp_path}/h")
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"regbench: error: grid factorial: {message}")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "h").exists()

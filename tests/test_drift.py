@@ -18,10 +18,12 @@ def run(medians: dict[str, float], calibration: dict[str, float] | None) -> dict
                             "extra_info": extra} for n, m in medians.items()]}
 
 
-def test_calibration_times_each_piece_of_work():
+def test_calibration_times_each_piece_of_work(monkeypatch):
     seconds = drift.calibration_seconds()
-    assert set(seconds) == {"matmul", "memory", "small_ops"}
-    assert all(0 < s < 1 for s in seconds.values())
+    assert set(seconds) == {"matmul", "memory", "small_ops"} and all(s > 0 for s in seconds.values())
+    readings = iter([0.0] + [5.0, 5.001] * 7 + [0.0] + [5.0, 5.002] * 7 + [0.0] + [5.0, 5.003] * 7)
+    monkeypatch.setattr(drift, "clock", lambda: next(readings))  # each piece: an untimed warm-up, then 7 calls
+    assert drift.calibration_seconds() == pytest.approx({"matmul": 1e-3, "memory": 2e-3, "small_ops": 3e-3})
 
 
 def test_machine_ratio_is_the_geometric_mean_of_the_pieces_both_runs_have():

@@ -7,7 +7,7 @@ from bench.analysis import curves_frame, to_frame
 from bench.comparisons import tables_vs_none
 from bench.figures import (pareto_front, plot_curves, plot_delta_heatmap, plot_pareto, plot_sweep, save_figures,
                            technique_colours)
-from bench.tables import headline, side_by_side
+from bench.tables import effect_table, side_by_side
 from tests.fake_rows import new_technique_row, result_set, small_rows
 
 NEW = {"label_smoothing": {"label_smoothing": {"eps": 0.1}},  # a piece this checkout's config may know
@@ -42,7 +42,7 @@ def test_a_new_technique_appears_in_tables_and_figures(tmp_path):
         singles_end = names.index("lr_plateau")  # after the known singles, before every combination
         assert all(singles_end < names.index(n) < names.index("l2_es") for n in NEW)
     assert tables["cifar", "tuned"].set_index("technique").chosen["label_smoothing"][3] == "no sweep: default"
-    text = headline(tables["cifar", "default"], "cifar", False) + side_by_side(tables["cifar", "default"],
+    text = effect_table(tables["cifar", "default"], "cifar", False) + side_by_side(tables["cifar", "default"],
                                                                               tables["cifar", "tuned"], "cifar")
     assert all(f"| `{n}` |" in text for n in NEW)
     colours = technique_colours(df)

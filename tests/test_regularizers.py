@@ -13,7 +13,8 @@ from bench.models import MLP, cross_entropy_per_seed, weights
 from bench.regularizers import (EMA, L1, EarlyStopping, EpochState, L1Proximal, LabelSmoothing, LRPlateau, Mixup,
                                 NotApplicable, build_regularizers, soft_threshold)
 from bench.tasks import get_task
-from bench.train import eval_batches, model_inputs, train_seeds
+from bench.inputs import eval_batches, model_inputs
+from bench.train import train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")

@@ -36,10 +36,34 @@ def test_report_has_every_part(built):
         assert part in text, part
     assert "mlp: weight init, data order and the training/validation set drawn" in text  # variance stated
     assert "cifar: weight init, data order and dropout/augmentation draws on a fixed data subset" in text
-    assert "more than 0.10 below none's" in text and "1.5× the noise floor" in text  # thresholds stated
+    assert "more than 0.10 below" in text and "1.5× the noise floor" in text  # thresholds stated
     assert "baseline (fixed epoch budget)" in text and "no sweep: default" in text
-    assert "Holm p" in text and "bootstrap 95% CI" in text and "time to none's best val" in text
+    assert "Holm p" in text and "time to none's best val" in text and "step time ×none (probe" in text
 
+
+def test_the_verdict_summary_comes_first_and_fits_one_screen(built):
+    _, out, text = built
+    head = text.splitlines()[:40]
+    assert head[1] == "## Verdicts at a glance"
+    assert any(ln.startswith("| claim | verdict |") for ln in head)
+    assert any(ln.startswith("| `l2` | ") and "n=" in ln and "MDD" in ln for ln in head)  # effect, CI, n, MDD
+    words = ("helps", "hurts", "no practical difference", "inconclusive", "not testable here")
+    techniques = [ln for ln in head if ln.startswith("| `")]
+    assert techniques and all(any(f"**{w}**" in ln or w in ln for w in words) for ln in techniques)
+    section_end = text.index("\n## ", text.index("## Verdicts at a glance") + 1)
+    assert text[:section_end].count("\n") <= 40  # the whole summary on one screen
+
+
+def test_no_main_view_table_is_wider_than_eight_columns(built):
+    _, out, text = built
+    headers = [ln for ln, nxt in zip(text.splitlines(), text.splitlines()[1:]) if ln.startswith("|")
+               and nxt.startswith("|---")]
+    assert headers and max(ln.count(" | ") + 1 for ln in headers) <= 8, max(headers, key=lambda h: h.count("|"))
+    wide = pd.read_csv(out / "techniques.csv")  # the full detail moved here
+    assert {"task", "kind", "technique", "delta", "ci_low", "ci_high", "boot_low", "boot_high", "p_holm", "mdd",
+            "verdict", "train_mean", "gap_mean", "epoch_ratio"} <= set(wide.columns)
+    assert set(wide.verdict) <= {"baseline", "helps", "hurts", "no practical difference", "inconclusive",
+                                 "not testable here"}
 
 def test_figures_are_written_and_linked(built):
     _, out, text = built
@@ -133,8 +157,8 @@ def _mixed_rows() -> list[dict]:
     """mlp none/l2 from three commits (one the -dirty twin of another), two devices and two presets."""
     rows = [make_row("mlp", t, s, epochs=10) for t in ("none", "l2") for s in range(2)]
     rows += [make_row("mlp", t, s, epochs=10, commit="abc1234-dirty") for t in ("none", "l2") for s in (2, 3)]
-    rows += [_on(make_row("mlp", t, s, epochs=10, preset="full", commit="def5678", device="NVIDIA H100"), "cuda")
-             for t in ("none", "l2") for s in range(3)]
+    rows += [_on(make_row("mlp", t, s, epochs=30, preset="full", commit="def5678", device="NVIDIA H100"), "cuda")
+             for t in ("none", "l2") for s in range(3)]  # the full preset's own size (30 epochs)
     return rows
 
 
@@ -147,7 +171,7 @@ def test_several_commits_devices_and_presets_are_warned_at_the_top(tmp_path, no_
            "tables pool rows of different commits" in warning
     assert "> - 2 devices: `NVIDIA H100` (6 rows), `cpu (x86_64)` (8 rows);" in warning
     assert "> - 2 device types: `cpu` (8 rows), `cuda` (6 rows);" in warning
-    assert "> - 2 presets: `full` (6 rows), `quick` (8 rows); each preset is reported on its own below" in warning
+    assert "> - 2 presets: `full` (6 rows), `quick` (8 rows); presets that ran the same experiment" in warning
     assert "> - `abc1234-dirty` is commit `abc1234` plus uncommitted changes: counted as a different commit" in warning
     provenance = text[text.index("## Provenance"):text.index("# Preset")]
     assert "| commit | device | device type | preset | rows | tasks | grids |" in provenance
@@ -155,6 +179,15 @@ def test_several_commits_devices_and_presets_are_warned_at_the_top(tmp_path, no_
     assert "| `abc1234-dirty` | cpu (x86_64) | cpu | quick | 4 | mlp | article |" in provenance
     assert sorted(no_drawing) == [("_full", ["mlp"]), ("_quick", ["mlp"])]  # one set of figures per preset
     assert "![pareto_mlp_full.png](pareto_mlp_full.png)" in text
+
+
+def test_presets_of_the_same_experiment_are_reported_together(tmp_path, no_drawing):
+    rows = [make_row("cifar", t, s, epochs=6) for t in ("none", "l2") for s in range(3)]
+    rows += [make_row("cifar", t, s, epochs=6, preset="standard", commit="def5678") for t in ("none", "l2")
+             for s in range(3, 8)]
+    text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
+    assert "# Preset" not in text and no_drawing == [("", ["cifar"])]  # one group: quick + standard
+    assert "| `none` | 8 |" in text  # every seed of both presets, paired
 
 
 def test_presets_are_never_pooled_commits_only_with_the_warning(tmp_path, no_drawing):
@@ -205,12 +238,12 @@ def test_diverged_and_bad_files_are_reported(tmp_path, capsys, no_drawing):
 def test_an_underfitting_technique_gets_no_credit_for_its_gap():
     rows = []
     for seed in range(3):
-        rows += [make_row("cifar", "none", seed, epochs=6, train_acc=0.99),
-                 make_row("cifar", "l2", seed, epochs=6, train_acc=0.80)]
+        rows += [make_row("cifar", "none", seed, epochs=6, train_acc=0.99, test_acc=0.50),
+                 make_row("cifar", "l2", seed, epochs=6, train_acc=0.80, test_acc=0.45)]
     df = to_frame(rows)
     tables = tables_vs_none(df)
     assert bool(tables["cifar", "default"].set_index("technique").underfits["l2"])
-    line = next(ln for ln in article_table(df, tables).splitlines() if ln.startswith("| `l2`"))
+    line = next(ln for ln in article_table(df, tables, pd.DataFrame()).splitlines() if ln.startswith("| `l2`"))
     assert "| cifar underfits: not credited |" in line
 
 
@@ -225,7 +258,7 @@ def test_a_smaller_gap_is_credited_only_where_its_paired_ci_lies_beyond_the_marg
                  make_row("cifar", "dropout", seed, epochs=6, train_acc=0.99, gap=none_gap + swing),
                  make_row("cifar", "l1", seed, epochs=6, train_acc=0.99, gap=none_gap - 0.011 - jitter / 10)]
     df = to_frame(rows)
-    lines = article_table(df, tables_vs_none(df)).splitlines()
+    lines = article_table(df, tables_vs_none(df), pd.DataFrame()).splitlines()
     line = {t: next(ln for ln in lines if ln.startswith(f"| `{t}`")) for t in ("l2", "dropout", "l1")}
     assert "| **cifar -27.3%** |" in line["l2"]
     assert "| cifar -4.5% |" in line["dropout"]
@@ -238,4 +271,4 @@ def test_search_trials_are_left_out_of_the_fixed_grids(tmp_path, no_drawing):
     text = build_report(write_rows(tmp_path / "runs", rows), tmp_path / "out").read_text()
     assert "_6 rows of hyperparameter-search grids (search_l2) are left out below" in text
     assert "## Strength sweeps" in text and "### L2 weight decay" not in text  # not taken for a sweep
-    assert "| `l2` | 0.0001 (0.0001) | 1 |" in text  # nor for tuning candidates
+    assert "| `l2` | 0.0001 (0.0001) of 1 | 3 |" in text  # nor for tuning candidates

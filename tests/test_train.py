@@ -1,12 +1,12 @@
 """The trainer: optimizer equivalence, vectorized == sequential, determinism, divergence, rows and resume."""
 import json
-import os
 import signal
-import time
 
 import pytest
 import torch
 
+import bench.inputs as inputs_module
+import bench.measure as measure_module
 import bench.run as run_module
 import bench.train as train_module
 from bench.config import ConfigError, EarlyStoppingConfig, technique_names
@@ -17,7 +17,8 @@ from bench.tasks import get_task
 from bench.models import mse_per_seed
 from bench.hooks import Regularizer
 from bench.regularizers import PIECES, inapplicable
-from bench.train import epoch_batches, make_trainer, train_seeds
+from bench.inputs import epoch_batches
+from bench.train import make_trainer, train_seeds
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -30,7 +31,7 @@ def run(*overrides, seeds=(0,)):
 
 
 def test_epoch_batches_cover_each_seeds_order_across_chunks(monkeypatch):
-    monkeypatch.setattr(train_module, "CHUNK_SAMPLES", 8)  # several chunks, the last one short
+    monkeypatch.setattr(inputs_module, "CHUNK_SAMPLES", 8)  # several chunks, the last one short
     data = Split(torch.arange(30.0)[:, None].repeat(1, 3), torch.arange(30.0))
     perms = torch.stack([torch.randperm(30), torch.randperm(30)])
     batches = list(epoch_batches(data, perms, 4, get_task("mlp")))
@@ -57,19 +58,19 @@ def test_evaluation_is_cross_entropy_and_accuracy_per_seed_over_every_batch_on_i
     split = Split(torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8, generator=gen),
                   torch.randint(0, 10, (7,), generator=gen))
     model = task.build_model(S, make_config("task=cifar").task)
-    (x, y), = train_module.eval_batches(split, task, S)
+    (x, y), = inputs_module.eval_batches(split, task, S)
     B = x.shape[1]
-    assert torch.equal(x, train_module.model_inputs(split.x.expand(S, *split.x.shape), task))
+    assert torch.equal(x, inputs_module.model_inputs(split.x.expand(S, *split.x.shape), task))
     assert x.transpose(0, 1).reshape(B, S * 3, 32, 32).contiguous(memory_format=torch.channels_last).data_ptr() == x.data_ptr()
     with torch.no_grad():
         out = model.eval()(x)
-    loss, acc = train_module.evaluate(model, [(x, y)], task)
+    loss, acc = measure_module.evaluate(model, [(x, y)], task)
     for s in range(S):
         torch.testing.assert_close(loss[s], F.cross_entropy(out[s], split.y))
         assert acc[s].item() == pytest.approx((out[s].argmax(-1) == split.y).float().mean().item())
-    monkeypatch.setattr(train_module, "EVAL_BATCH", 3)  # batches of 3, 3 and 1
-    assert [b[1].shape[1] for b in train_module.eval_batches(split, task, S)] == [3, 3, 1]
-    loss_b, acc_b = train_module.evaluate(model, train_module.eval_batches(split, task, S), task)
+    monkeypatch.setattr(inputs_module, "EVAL_BATCH", 3)  # batches of 3, 3 and 1
+    assert [b[1].shape[1] for b in inputs_module.eval_batches(split, task, S)] == [3, 3, 1]
+    loss_b, acc_b = measure_module.evaluate(model, inputs_module.eval_batches(split, task, S), task)
     torch.testing.assert_close(loss_b, loss)
     torch.testing.assert_close(acc_b, acc)
 
@@ -78,7 +79,7 @@ def test_evaluation_of_per_seed_samples_is_each_seeds_mse_on_its_own_samples():
     mlp = get_task("mlp")
     split = Split(torch.randn(3, 5, 4), torch.randn(3, 5), per_seed=True)
     model = mlp.build_model(3, make_config("task=mlp", "task.in_dim=4").task)
-    loss, acc = train_module.evaluate(model, train_module.eval_batches(split, mlp, 3), mlp)
+    loss, acc = measure_module.evaluate(model, inputs_module.eval_batches(split, mlp, 3), mlp)
     with torch.no_grad():
         for s in range(3):
             alone = model.eval()(split.x[s].expand(3, 5, 4))[s, :, 0]  # seed s's network on seed s's samples
@@ -88,14 +89,19 @@ def test_evaluation_of_per_seed_samples_is_each_seeds_mse_on_its_own_samples():
 
 def test_each_run_reports_its_own_peak_memory_not_an_earlier_larger_ones():
     """On CPU the peak is the process's peak RSS since the run began: a sweep runs its cells in one process."""
-    train_module.reset_peak_memory(CPU)
-    small = train_module.peak_memory_mb(CPU)[0]
-    big = torch.ones(2**27)  # 512 MB, touched (glibc maps it alone and unmaps it when freed)
-    with_big = train_module.peak_memory_mb(CPU)[0]
+    import mmap
+
+    measure_module.reset_peak_memory(CPU)
+    small = measure_module.peak_memory_mb(CPU)[0]
+    # 512 MB mapped by hand, touched, then unmapped: malloc's settings cannot keep it (keep_freed_memory, which
+    # code run earlier in this process may have called, keeps freed malloc blocks resident)
+    region = mmap.mmap(-1, 2**29)
+    torch.frombuffer(region, dtype=torch.uint8).fill_(1)
+    with_big = measure_module.peak_memory_mb(CPU)[0]
     assert with_big > small + 400
-    del big
-    train_module.reset_peak_memory(CPU)
-    after, kind = train_module.peak_memory_mb(CPU)
+    region.close()
+    measure_module.reset_peak_memory(CPU)
+    after, kind = measure_module.peak_memory_mb(CPU)
     if kind == "process_peak_rss":  # Linux
         assert after < with_big - 400
 
@@ -251,20 +257,31 @@ def test_row_has_every_promised_field(tmp_path):
 
 def test_the_yardstick_times_passes_until_they_add_up_to_its_minimum(monkeypatch):
     """At least REFERENCE_REPEATS timed passes (after one untimed), more while they sum to less than
-    REFERENCE_MIN_SECONDS: a fast network's few passes would otherwise time a few milliseconds."""
+    REFERENCE_MIN_SECONDS, at most REFERENCE_MAX_PASSES: a fast network's few passes would otherwise time a few
+    milliseconds. A fake clock advancing 1/8 s a reading makes every timed pass last 1/8 s."""
     cfg = make_config("technique=none")
     data = get_task(cfg.task.name).load_data(cfg.task, CPU, [0])
-    passes, epoch = [], train_module.train_epoch
-    monkeypatch.setattr(train_module, "train_epoch", lambda *args: passes.append(1) or epoch(*args))
-    monkeypatch.setattr(train_module, "REFERENCE_MIN_SECONDS", 0.0)
-    train_module.reference_step_seconds(cfg.task, [0], data, CPU)
-    assert len(passes) == 1 + train_module.REFERENCE_REPEATS
-    passes.clear()
-    monkeypatch.setattr(train_module, "REFERENCE_MIN_SECONDS", 0.3)
-    t0 = time.perf_counter()
-    seconds, iqr = train_module.reference_step_seconds(cfg.task, [0], data, CPU)
-    assert time.perf_counter() - t0 >= 0.3 and len(passes) > 1 + train_module.REFERENCE_REPEATS
-    assert seconds > 0 and iqr >= 0
+    passes, now = [], [0.0]
+
+    def tick():
+        now[0] += 0.125
+        return now[0]
+
+    monkeypatch.setattr(train_module, "train_epoch", lambda tr, part, lr: passes.append(len(part)))
+    monkeypatch.setattr(train_module, "clock", tick)
+    batches = len(data.train) // cfg.task.batch_size  # the MLP's 100 samples: 4 whole batches a pass
+
+    def passes_for(min_seconds):
+        passes.clear()
+        monkeypatch.setattr(train_module, "REFERENCE_MIN_SECONDS", min_seconds)
+        seconds, iqr = train_module.reference_step_seconds(cfg.task, [0], data, CPU)
+        assert seconds == 0.125 / batches and iqr == 0.0  # the median pass over its steps; every pass alike
+        assert set(passes) == {batches * cfg.task.batch_size}
+        return len(passes) - 1  # the first pass is the untimed warm-up
+
+    assert passes_for(0.0) == train_module.REFERENCE_REPEATS
+    assert passes_for(2.0) == 16  # 16 passes of 1/8 s add up to 2 s
+    assert passes_for(1e9) == train_module.REFERENCE_MAX_PASSES
 
 
 def test_rerun_skips_finished_seeds_and_runs_only_new_ones(tmp_path):
@@ -289,8 +306,7 @@ def test_an_interrupt_after_a_cells_last_row_waits_until_the_cell_is_reported(tm
 
     def write_then_interrupt(path, row):
         write_row(path, row)
-        os.kill(os.getpid(), signal.SIGINT)  # unheld, KeyboardInterrupt is raised here, before the report
-        time.sleep(0.05)
+        signal.raise_signal(signal.SIGINT)  # delivered before it returns: unheld, KeyboardInterrupt is raised here
 
     monkeypatch.setattr(results_module, "write_row", write_then_interrupt)
     sigterm = signal.getsignal(signal.SIGTERM)
