@@ -330,7 +330,7 @@ def plot_interactions(coded: pd.DataFrame, task: str, pairs: list[str], colours:
         ax.set_ylabel(metric(task).axis)
         ax.set_title(f"{task}: {pair}", fontsize=9)
         ax.legend(fontsize=7, title=b, title_fontsize=7)
-    fig.suptitle("factorial: mean over the other factors, 95% CI over seeds (parallel lines = no interaction)",
-                 fontsize=9)
+    fig.suptitle("factorial: mean over the other factors, 95% CI over seeds, unpaired (parallel lines = no "
+                 "interaction; the effects table's CIs, paired by seed, are narrower)", fontsize=9)
     fig.tight_layout()
     return fig

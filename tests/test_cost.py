@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
-from bench import cost
+from bench import cost, paired_timing
 from bench.config import compose_config, load_technique
 from bench.data import Split
 from bench.tasks import get_task
@@ -47,7 +47,7 @@ def blocks(clock: FakeClock, none_times, tech_times, calls: list):
 def test_exact_ratio_stops_at_min_pairs_in_abba_order():
     clock, calls = FakeClock(), []
     run_none, run_tech = blocks(clock, [1.0] * 100, [2.0] * 100, calls)
-    found = cost.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1e9)
+    found = paired_timing.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1e9)
     assert found["n_pairs"] == 8 and found["converged"]
     assert found["ratio"] == pytest.approx(2.0) and found["low"] == pytest.approx(2.0) and found["high"] == pytest.approx(2.0)
     assert calls[:8] == ["none", "tech", "tech", "none", "none", "tech", "tech", "none"]
@@ -57,7 +57,7 @@ def test_time_cap_stops_a_noisy_probe():
     clock, calls = FakeClock(), []
     # ratios 1, 3, 1, 3, ...: never a tight CI; pairs take 2, 4, 2, 4, ... fake seconds: 20 s after the 7th
     run_none, run_tech = blocks(clock, [1.0] * 100, [1.0, 3.0] * 50, calls)
-    found = cost.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=20.0)
+    found = paired_timing.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=20.0)
     assert found["n_pairs"] == 7 and not found["converged"]
     assert clock.now == 20.0
 
@@ -65,7 +65,7 @@ def test_time_cap_stops_a_noisy_probe():
 def test_cap_still_gives_two_pairs():
     clock, calls = FakeClock(), []
     run_none, run_tech = blocks(clock, [10.0] * 10, [10.0] * 10, calls)
-    found = cost.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1.0)
+    found = paired_timing.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1.0)
     assert found["n_pairs"] == 2 and math.isfinite(found["high"])
 
 
@@ -75,7 +75,7 @@ def test_stops_at_the_first_pair_whose_ci_is_tight():
     tech = list(1.5 * noise)
     clock, calls = FakeClock(), []
     run_none, run_tech = blocks(clock, [1.0] * 200, tech, calls)
-    found = cost.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1e9)
+    found = paired_timing.interleave(run_none, run_tech, clock=clock, min_pairs=8, target=0.05, max_seconds=1e9)
     logs = np.log(tech)
     for n in range(8, 200):  # the reference: scipy's t interval on the first n log ratios
         low, high = np.exp(stats.ttest_1samp(logs[:n], 0).confidence_interval(0.95))
@@ -88,11 +88,11 @@ def test_ratio_ci_matches_scipy():
     rng = np.random.default_rng(1)
     none = rng.uniform(0.05, 0.07, 12)
     tech = none * np.exp(rng.normal(np.log(1.3), 0.08, 12))
-    ratio, low, high = cost.ratio_ci(list(none), list(tech))
+    ratio, low, high = paired_timing.ratio_ci(list(none), list(tech))
     ci = stats.ttest_1samp(np.log(tech / none), 0).confidence_interval(0.95)
     assert ratio == pytest.approx(stats.gmean(tech / none))
     assert (low, high) == pytest.approx(tuple(np.exp([ci.low, ci.high])))
-    assert cost.relative_half_width(ratio, low, high) == pytest.approx((high - low) / 2 / ratio)
+    assert paired_timing.relative_half_width(ratio, low, high) == pytest.approx((high - low) / 2 / ratio)
 
 
 def mlp_setup(seeds):
