@@ -310,7 +310,7 @@ def save_figures(df: pd.DataFrame, tables: dict, curves: pd.DataFrame, out: Path
 
 def plot_interactions(coded: pd.DataFrame, task: str, pairs: list[str], colours: dict):
     """Interaction plots of a factorial (bench.effects.coded: factors as -1/+1, seed, test): per pair a:b, the mean
-    test metric with a off/on, one line per level of b (b's technique colour on, grey off), 95% t CI over seeds of
+    test metric with a off/on, one line per level of b (b's technique colour on, black dashed off), 95% t CI over seeds of
     the per-seed means over the other factors."""
     import seaborn as sns
 
@@ -325,7 +325,8 @@ def plot_interactions(coded: pd.DataFrame, task: str, pairs: list[str], colours:
             return s.mean - np.nan_to_num(s.half), s.mean + np.nan_to_num(s.half)
 
         sns.pointplot(per_seed, x=a, y="test", hue=b, order=["off", "on"], hue_order=["off", "on"], errorbar=ci,
-                      palette={"off": "#999999", "on": colour(b, colours)}, dodge=0.1, capsize=0.1, ax=ax)
+                      palette={"off": "#000000", "on": colour(b, colours)}, linestyles=["--", "-"], dodge=0.1,
+                      capsize=0.1, ax=ax)
         ax.set_xlabel(a)
         ax.set_ylabel(metric(task).axis)
         ax.set_title(f"{task}: {pair}", fontsize=9)
