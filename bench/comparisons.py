@@ -138,13 +138,3 @@ def band_verdict(lo: float, hi: float, claimed: str) -> str:
     if hi < lo_band or lo >= hi_band:
         return "not supported"
     return "inconclusive (CI spans a band edge)"
-
-
-def cost_verdict(cost: dict, claimed: str) -> str:
-    """The rows' cost measure (ratio ± its noise) against the claimed band (see band_verdict)."""
-    r, noise = cost["ratio"], cost["noise"]
-    if not np.isfinite(r):
-        return "not testable here (no timing)"
-    if not np.isfinite(noise):
-        return "inconclusive (one measurement: no noise estimate)"
-    return band_verdict(r * (1 - noise), r * (1 + noise), claimed).replace("CI spans a band edge", "within timing noise")

@@ -34,7 +34,8 @@ from bench.hooks import EpochState
 from bench.paired_timing import interleave, relative_half_width
 from bench.regularizers import inapplicable
 from bench.tasks import get_task, task_names
-from bench.train import eval_batches, evaluate, make_trainer, train_epoch
+from bench.results import write_atomic
+from bench.train import eval_batches, evaluate, make_trainer, sync, train_epoch
 
 GRIDS = ("article", "extended")  # the techniques probed: those of these grids' files, in their order
 # A timed pass: the whole batches in the first 128 training samples, at least one: the MLP's 4 batches of 25 (its whole
@@ -50,11 +51,6 @@ COLUMNS = ["task", "technique", "step_time_ratio", "ci_low", "ci_high", "flop_ra
            "n_pairs", "converged", "none_step_ms", "tech_step_ms", "seeds_stacked",
            "ci_half_width", "op_ratio", "tech_mflop_per_step", "steps_per_pass", "passes_per_block", "steps_per_epoch",
            "uses_validation", "epoch_extra_ms", "probe_seconds"]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # --------------------------------------------------------------------------- what is timed and counted
@@ -215,17 +211,6 @@ def parse_names(text: str | None, valid: list[str], what: str) -> list[str] | No
     return names
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Temp file in the same folder, then rename: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -315,14 +300,14 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(probe(task, technique, seeds, data[task.name], device, args))
                 print(progress_line(len(rows), n, rows[-1]), flush=True)
                 meta["seconds"] = time.perf_counter() - started
-                atomic_write(out / "cost.csv", csv_text(rows))  # whole rows only, after each technique
-                atomic_write(out / "cost.json", json.dumps(meta, indent=1))
+                write_atomic(out / "cost.csv", csv_text(rows))  # whole rows only, after each technique
+                write_atomic(out / "cost.json", json.dumps(meta, indent=1))
     except KeyboardInterrupt:
         print(f"\nregbench-cost: interrupted after {len(rows)} of {n} technique(s); {out / 'cost.csv'} holds those",
               file=sys.stderr)
         raise SystemExit(130) from None
     meta["complete"] = True
-    atomic_write(out / "cost.json", json.dumps(meta, indent=1))
+    write_atomic(out / "cost.json", json.dumps(meta, indent=1))
     print(f"wrote {out / 'cost.csv'} ({len(rows)} rows, {meta['seconds']:.0f} s)")
 
 

@@ -119,18 +119,22 @@ def _finite(obj):
     return obj
 
 
-def write_row(path: Path, row: dict) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Atomic: write a temp file in the same folder, fsync, then rename over the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as f:
-            f.write(json.dumps(_finite(row), allow_nan=False))  # json.dump: the Python encoder, 5.8 vs 2.7 ms a row
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:  # failed or interrupted before the rename: leave no temp file
         tmp.unlink(missing_ok=True)
+
+
+def write_row(path: Path, row: dict) -> None:
+    write_atomic(path, json.dumps(_finite(row), allow_nan=False))  # json.dump: the Python encoder, 5.8 vs 2.7 ms a row
 
 
 def make_row(cell: dict, spec: dict, seed: int, metrics: dict, env: dict, mode: str) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from bench.analysis import to_frame
 from bench.claims import (NOT_TESTED, all_claims, claim_bn_depth, claim_combination, claim_cost, claim_early_stopping,
                           claim_l2_es, combine)
-from bench.comparisons import band_verdict, cost_verdict, tables_vs_none, versus_none
+from bench.comparisons import band_verdict, tables_vs_none, versus_none
 from bench.stats import holm
 from tests.fake_rows import make_row, new_technique_row, small_rows
 
@@ -21,19 +21,6 @@ def df():
 @pytest.fixture(scope="module")
 def tables(df):
     return tables_vs_none(df)
-
-
-def test_cost_verdict_reads_the_claimed_band_with_its_noise():
-    def cost(r, noise):
-        return {"ratio": r, "noise": noise}
-
-    assert cost_verdict(cost(1.02, 0.03), "Negligible") == "supported"
-    assert cost_verdict(cost(1.08, 0.05), "Negligible") == "inconclusive (within timing noise)"
-    assert cost_verdict(cost(1.30, 0.05), "Negligible") == "not supported"
-    assert cost_verdict(cost(0.90, 0.05), "Low") == "supported"  # Low claimed = at most Low
-    assert cost_verdict(cost(1.30, 0.05), "Medium-High") == "not supported"
-    assert cost_verdict(cost(2.00, 0.05), "Medium-High") == "supported"
-    assert cost_verdict(cost(1.00, math.nan), "Negligible").startswith("inconclusive (one measurement")
 
 
 def test_band_verdict_needs_the_whole_ci_inside_or_outside_the_band():
